@@ -1,0 +1,649 @@
+"""The op registry: every op declared once.
+
+An entry holds the op's parameters (engine `Field`s: type, default, range, help), how many
+inputs it takes, its shape rule, its parameter and FLOP counts, and the constructor of the
+torch module that implements it. Shape inference, the builder, the exporter, the GUI's
+palette and inspector and the docs' op table all read this one table; adding an op is one
+`_op(...)` call. Nothing here imports torch.
+
+Shapes leave out the batch dimension: images are (C, H, W), sequences (T, D), vectors (F,).
+FLOPs count one multiply-add as 2, per sample, forward only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from engine.fields import Field
+
+
+class ShapeError(ValueError):
+    """Raised by a shape rule; shape inference attaches the node id."""
+
+
+@dataclass(frozen=True)
+class TensorType:
+    shape: tuple[int, ...]
+    dtype: str = "float"  # float | long
+
+    def __str__(self) -> str:
+        s = "×".join(str(d) for d in self.shape)
+        return s if self.dtype == "float" else f"{s} {self.dtype}"
+
+
+# A rule gets the op's validated params and its input types, in port order.
+ShapeRule = Callable[[dict, list[TensorType]], TensorType]
+CountRule = Callable[[dict, list[TensorType], TensorType], int]
+# ("nn.Conv2d" | "layers.Name", kwargs): used by both the builder and the code exporter.
+CtorRule = Callable[[dict, list[TensorType]], tuple[str, dict]]
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    category: str
+    help: str
+    params: tuple[Field, ...] = ()
+    min_inputs: int = 1
+    max_inputs: int | None = 1  # None: any number (Add, Concat)
+    shape: ShapeRule = lambda p, ins: ins[0]
+    n_params: CountRule = lambda p, ins, out: 0
+    flops: CountRule = lambda p, ins, out: 0
+    ctor: CtorRule | None = None
+    tags: frozenset = field(default_factory=frozenset)
+
+    def field(self, name: str) -> Field:
+        return next(f for f in self.params if f.name == name)
+
+    def defaults(self) -> dict:
+        return {f.name: f.default for f in self.params if not f.required}
+
+    @property
+    def variadic(self) -> bool:
+        return self.max_inputs is None
+
+
+OPS: dict[str, OpDef] = {}
+
+
+def _op(**kw) -> OpDef:
+    op = OpDef(**kw)
+    OPS[op.name] = op
+    return op
+
+
+def numel(shape: tuple[int, ...]) -> int:
+    return math.prod(shape) if shape else 1
+
+
+# ---------------------------------------------------------------- shape helpers
+
+
+def _float(t: TensorType, what: str) -> None:
+    if t.dtype != "float":
+        raise ShapeError(f"expects float input, got {t.dtype} ({t}); put an Embedding first")
+
+
+def _rank(t: TensorType, ranks: tuple[int, ...], what: str) -> None:
+    if len(t.shape) not in ranks:
+        want = " or ".join(f"{r}-d" for r in ranks)
+        raise ShapeError(f"expects {what} ({want} without the batch), got shape {t}")
+
+
+def _check_declared(p: dict, key: str, actual: int, what: str) -> int:
+    """Channel/feature counts are inferred; a declared one must match the input."""
+    declared = p.get(key)
+    if declared is not None and declared != actual:
+        raise ShapeError(f"expects {declared} {what}, got {actual}")
+    return actual
+
+
+def _conv_len(n: int, k: int, s: int, pad: int, dil: int = 1) -> int:
+    return (n + 2 * pad - dil * (k - 1) - 1) // s + 1
+
+
+def _elementwise(name: str, help: str, flops_per: int = 1, ctor: str | None = None) -> OpDef:
+    return _op(
+        name=name,
+        category="Activation",
+        help=help,
+        flops=lambda p, ins, out: flops_per * numel(out.shape),
+        ctor=lambda p, ins: (ctor or f"nn.{name}", {}),
+    )
+
+
+def _out_channels(label: str = "output channels") -> Field:
+    return Field("out_channels", "int", 16, f"number of {label}", min=1)
+
+
+def _in_channels() -> Field:
+    return Field(
+        "in_channels", "int", None, "input channels; inferred from the input when empty", min=1, optional=True
+    )
+
+
+def _kernel(default: int = 3) -> Field:
+    return Field("kernel_size", "int", default, "kernel size", min=1)
+
+
+# ---------------------------------------------------------------- input
+
+
+def _input_shape(p, ins):
+    if p["shape"] is None:
+        raise ShapeError("needs a shape (the sample shape without the batch dimension)")
+    return TensorType(tuple(p["shape"]), p["dtype"])
+
+
+_op(
+    name="Input",
+    category="Input",
+    help="The model's input: one sample's shape without the batch dimension. "
+    "Inside a Repeat body the shape is taken from the Repeat's input.",
+    params=(
+        Field(
+            "shape",
+            "ints",
+            None,
+            "sample shape, e.g. [1, 8, 8] for an image, [64] for 64 tokens",
+            min=1,
+            optional=True,
+        ),
+        Field(
+            "dtype",
+            "choice",
+            "float",
+            "float for features and images, long for token ids",
+            choices=("float", "long"),
+        ),
+    ),
+    min_inputs=0,
+    max_inputs=0,
+    shape=_input_shape,
+)
+
+# ---------------------------------------------------------------- dense
+
+
+def _linear_shape(p, ins):
+    x = ins[0]
+    _float(x, "features")
+    _rank(x, (1, 2, 3), "features on the last axis")
+    _check_declared(p, "in_features", x.shape[-1], "input features")
+    return TensorType(x.shape[:-1] + (p["out_features"],))
+
+
+_op(
+    name="Linear",
+    category="Dense",
+    help="Fully connected layer on the last axis.",
+    params=(
+        Field("out_features", "int", 64, "number of output features", min=1),
+        Field("in_features", "int", None, "input features; inferred when empty", min=1, optional=True),
+        Field("bias", "bool", True, "learn an additive bias"),
+    ),
+    shape=_linear_shape,
+    n_params=lambda p, ins, out: (
+        ins[0].shape[-1] * p["out_features"] + (p["out_features"] if p["bias"] else 0)
+    ),
+    flops=lambda p, ins, out: 2 * numel(ins[0].shape) * p["out_features"],
+    ctor=lambda p, ins: (
+        "nn.Linear",
+        {"in_features": ins[0].shape[-1], "out_features": p["out_features"], "bias": p["bias"]},
+    ),
+)
+
+# ---------------------------------------------------------------- convolution
+
+
+def _conv_params(extra=()):
+    return (
+        _out_channels(),
+        _kernel(),
+        Field("stride", "int", 1, "step between kernel positions", min=1),
+        Field("padding", "int", 0, "zero padding on each side", min=0),
+        Field("groups", "int", 1, "grouped convolution: in and out channels must divide by it", min=1),
+        Field("bias", "bool", True, "learn an additive bias"),
+        _in_channels(),
+        *extra,
+    )
+
+
+def _conv_shape(dims: int):
+    def rule(p, ins):
+        x = ins[0]
+        _float(x, "")
+        _rank(x, (dims + 1,), "channels × length" if dims == 1 else "channels × height × width")
+        c = _check_declared(p, "in_channels", x.shape[0], "input channels")
+        g = p["groups"]
+        if c % g or p["out_channels"] % g:
+            raise ShapeError(
+                f"groups={g} must divide input channels ({c}) and out_channels ({p['out_channels']})"
+            )
+        spatial = tuple(_conv_len(n, p["kernel_size"], p["stride"], p["padding"]) for n in x.shape[1:])
+        if min(spatial) < 1:
+            raise ShapeError(
+                f"kernel {p['kernel_size']} with padding {p['padding']} does not fit input {x} (output would be {spatial})"
+            )
+        return TensorType((p["out_channels"],) + spatial)
+
+    return rule
+
+
+def _conv_weights(p, ins, dims):
+    return ins[0].shape[0] // p["groups"] * p["out_channels"] * p["kernel_size"] ** dims
+
+
+def _conv_ctor(dims):
+    def ctor(p, ins):
+        return (
+            f"nn.Conv{dims}d",
+            {
+                "in_channels": ins[0].shape[0],
+                "out_channels": p["out_channels"],
+                "kernel_size": p["kernel_size"],
+                "stride": p["stride"],
+                "padding": p["padding"],
+                "groups": p["groups"],
+                "bias": p["bias"],
+            },
+        )
+
+    return ctor
+
+
+for _dims in (1, 2):
+    _op(
+        name=f"Conv{_dims}d",
+        category="Convolution",
+        help=f"{_dims}-d convolution over {'(C, L) sequences' if _dims == 1 else '(C, H, W) images'}.",
+        params=_conv_params(),
+        shape=_conv_shape(_dims),
+        n_params=lambda p, ins, out, d=_dims: (
+            _conv_weights(p, ins, d) + (p["out_channels"] if p["bias"] else 0)
+        ),
+        flops=lambda p, ins, out, d=_dims: 2 * _conv_weights(p, ins, d) * numel(out.shape[1:]),
+        ctor=_conv_ctor(_dims),
+    )
+
+
+def _pool_shape(p, ins):
+    x = ins[0]
+    _rank(x, (3,), "channels × height × width")
+    stride = p["stride"] or p["kernel_size"]
+    h, w = (_conv_len(n, p["kernel_size"], stride, p["padding"]) for n in x.shape[1:])
+    if p["padding"] * 2 > p["kernel_size"]:
+        raise ShapeError(f"padding {p['padding']} must be at most half the kernel ({p['kernel_size']})")
+    if h < 1 or w < 1:
+        raise ShapeError(f"kernel {p['kernel_size']} does not fit input {x}")
+    return TensorType((x.shape[0], h, w))
+
+
+for _name, _help in (("MaxPool2d", "Maximum over each window."), ("AvgPool2d", "Mean over each window.")):
+    _op(
+        name=_name,
+        category="Pooling",
+        help=_help,
+        params=(
+            _kernel(2),
+            Field(
+                "stride",
+                "int",
+                None,
+                "step between windows; the kernel size when empty",
+                min=1,
+                optional=True,
+            ),
+            Field("padding", "int", 0, "padding on each side", min=0),
+        ),
+        shape=_pool_shape,
+        flops=lambda p, ins, out: numel(out.shape) * p["kernel_size"] ** 2,
+        ctor=lambda p, ins, n=_name: (
+            f"nn.{n}",
+            {
+                "kernel_size": p["kernel_size"],
+                "stride": p["stride"] or p["kernel_size"],
+                "padding": p["padding"],
+            },
+        ),
+    )
+
+
+def _adaptive_shape(p, ins):
+    x = ins[0]
+    _rank(x, (3,), "channels × height × width")
+    return TensorType((x.shape[0], p["output_size"], p["output_size"]))
+
+
+_op(
+    name="AdaptiveAvgPool2d",
+    category="Pooling",
+    help="Mean pooling to a fixed output size, whatever the input size (1 = global average pooling).",
+    params=(Field("output_size", "int", 1, "output height and width", min=1),),
+    shape=_adaptive_shape,
+    flops=lambda p, ins, out: numel(ins[0].shape),
+    ctor=lambda p, ins: ("nn.AdaptiveAvgPool2d", {"output_size": p["output_size"]}),
+)
+
+# ---------------------------------------------------------------- normalization
+
+
+def _bn_shape(ranks, what):
+    def rule(p, ins):
+        _float(ins[0], "")
+        _rank(ins[0], ranks, what)
+        return ins[0]
+
+    return rule
+
+
+_op(
+    name="BatchNorm1d",
+    category="Normalization",
+    help="Batch normalization over features (F,) or channels of (C, L).",
+    params=(Field("eps", "float", 1e-5, "added to the variance for stability", min=0, min_exclusive=True),),
+    shape=_bn_shape((1, 2), "features or channels × length"),
+    n_params=lambda p, ins, out: 2 * ins[0].shape[0],
+    flops=lambda p, ins, out: 2 * numel(out.shape),
+    ctor=lambda p, ins: ("nn.BatchNorm1d", {"num_features": ins[0].shape[0], "eps": p["eps"]}),
+)
+_op(
+    name="BatchNorm2d",
+    category="Normalization",
+    help="Batch normalization over the channels of (C, H, W).",
+    params=(Field("eps", "float", 1e-5, "added to the variance for stability", min=0, min_exclusive=True),),
+    shape=_bn_shape((3,), "channels × height × width"),
+    n_params=lambda p, ins, out: 2 * ins[0].shape[0],
+    flops=lambda p, ins, out: 2 * numel(out.shape),
+    ctor=lambda p, ins: ("nn.BatchNorm2d", {"num_features": ins[0].shape[0], "eps": p["eps"]}),
+)
+_op(
+    name="LayerNorm",
+    category="Normalization",
+    help="Layer normalization over the last axis.",
+    params=(Field("eps", "float", 1e-5, "added to the variance for stability", min=0, min_exclusive=True),),
+    shape=_bn_shape((1, 2, 3), "features on the last axis"),
+    n_params=lambda p, ins, out: 2 * ins[0].shape[-1],
+    flops=lambda p, ins, out: 5 * numel(out.shape),
+    ctor=lambda p, ins: ("nn.LayerNorm", {"normalized_shape": ins[0].shape[-1], "eps": p["eps"]}),
+)
+_op(
+    name="Dropout",
+    category="Normalization",
+    help="Zeroes a random fraction of values while training.",
+    params=(Field("p", "float", 0.1, "probability of zeroing a value", min=0, max=0.99),),
+    ctor=lambda p, ins: ("nn.Dropout", {"p": p["p"]}),
+)
+
+# ---------------------------------------------------------------- activations
+
+_elementwise("ReLU", "max(0, x).")
+_elementwise("GELU", "Gaussian error linear unit, the transformer default.", 8)
+_elementwise("SiLU", "x · sigmoid(x), also called swish.", 4)
+_elementwise("Tanh", "Hyperbolic tangent.", 4)
+_elementwise("Sigmoid", "Logistic function.", 4)
+_op(
+    name="Softmax",
+    category="Activation",
+    help="Normalizes the last axis to probabilities. Leave it out before a classification loss, "
+    "which applies it itself.",
+    shape=lambda p, ins: ins[0],
+    flops=lambda p, ins, out: 3 * numel(out.shape),
+    ctor=lambda p, ins: ("nn.Softmax", {"dim": -1}),
+)
+
+# ---------------------------------------------------------------- shape ops
+
+
+_op(
+    name="Flatten",
+    category="Reshape",
+    help="Flattens a sample to a vector.",
+    shape=lambda p, ins: TensorType((numel(ins[0].shape),), ins[0].dtype),
+    ctor=lambda p, ins: ("nn.Flatten", {}),
+)
+
+
+def _reshape_shape(p, ins):
+    x, target = ins[0], list(p["shape"])
+    if target.count(-1) > 1:
+        raise ShapeError("at most one dimension may be -1")
+    known = numel(tuple(d for d in target if d != -1))
+    if -1 in target:
+        if numel(x.shape) % known:
+            raise ShapeError(f"cannot reshape {x} ({numel(x.shape)} values) to {target}")
+        target[target.index(-1)] = numel(x.shape) // known
+    if numel(tuple(target)) != numel(x.shape):
+        raise ShapeError(
+            f"cannot reshape {x} ({numel(x.shape)} values) to {p['shape']} ({numel(tuple(target))} values)"
+        )
+    return TensorType(tuple(target), x.dtype)
+
+
+_op(
+    name="Reshape",
+    category="Reshape",
+    help="Reshapes a sample; one dimension may be -1 to be inferred.",
+    params=(Field("shape", "ints", [-1], "target sample shape without the batch dimension", min=-1),),
+    shape=_reshape_shape,
+    ctor=lambda p, ins: ("layers.Reshape", {"shape": list(_reshape_shape(p, ins).shape)}),
+)
+
+# ---------------------------------------------------------------- sequence
+
+
+def _embedding_shape(p, ins):
+    x = ins[0]
+    if x.dtype != "long":
+        raise ShapeError(f"expects token ids (an Input with dtype long), got float {x}")
+    _rank(x, (1,), "a sequence of token ids")
+    return TensorType(x.shape + (p["embedding_dim"],))
+
+
+_op(
+    name="Embedding",
+    category="Sequence",
+    help="Looks up a learned vector for each token id.",
+    params=(
+        Field("num_embeddings", "int", 256, "vocabulary size (256 for byte-level text)", min=1),
+        Field("embedding_dim", "int", 64, "size of each vector", min=1),
+    ),
+    shape=_embedding_shape,
+    n_params=lambda p, ins, out: p["num_embeddings"] * p["embedding_dim"],
+    ctor=lambda p, ins: (
+        "nn.Embedding",
+        {"num_embeddings": p["num_embeddings"], "embedding_dim": p["embedding_dim"]},
+    ),
+)
+
+
+def _seq(x: TensorType) -> tuple[int, int]:
+    _float(x, "")
+    _rank(x, (2,), "a sequence (length × features)")
+    return x.shape
+
+
+def _posemb_shape(p, ins):
+    t, _ = _seq(ins[0])
+    if t > p["max_len"]:
+        raise ShapeError(f"sequence length {t} exceeds max_len {p['max_len']}")
+    return ins[0]
+
+
+_op(
+    name="PositionalEmbedding",
+    category="Sequence",
+    help="Adds a learned vector for each position of a (T, D) sequence.",
+    params=(Field("max_len", "int", 512, "longest sequence it can embed", min=1),),
+    shape=_posemb_shape,
+    n_params=lambda p, ins, out: p["max_len"] * ins[0].shape[-1],
+    flops=lambda p, ins, out: numel(out.shape),
+    ctor=lambda p, ins: ("layers.PositionalEmbedding", {"max_len": p["max_len"], "dim": ins[0].shape[-1]}),
+)
+
+
+def _heads(p, d: int) -> None:
+    if d % p["n_heads"]:
+        raise ShapeError(f"model width {d} is not divisible by n_heads={p['n_heads']}")
+
+
+def _attn_shape(p, ins):
+    _, d = _seq(ins[0])
+    _heads(p, d)
+    return ins[0]
+
+
+def _attn_flops(t: int, d: int) -> int:
+    return 2 * t * d * 3 * d + 2 * 2 * t * t * d + 2 * t * d * d
+
+
+_ATTN_PARAMS = (
+    Field("n_heads", "int", 4, "attention heads; must divide the model width", min=1),
+    Field("causal", "bool", True, "each position sees only earlier ones (language models)"),
+    Field("dropout", "float", 0.0, "dropout on attention weights and outputs", min=0, max=0.99),
+)
+
+_op(
+    name="MultiheadSelfAttention",
+    category="Sequence",
+    help="Scaled dot-product self-attention over a (T, D) sequence.",
+    params=_ATTN_PARAMS,
+    shape=_attn_shape,
+    n_params=lambda p, ins, out: 4 * ins[0].shape[-1] ** 2 + 4 * ins[0].shape[-1],
+    flops=lambda p, ins, out: _attn_flops(*ins[0].shape),
+    ctor=lambda p, ins: ("layers.MultiheadSelfAttention", {"dim": ins[0].shape[-1], **p}),
+)
+
+
+def _block_params(p, d: int) -> int:
+    h = p["mlp_ratio"] * d
+    return 2 * 2 * d + (4 * d * d + 4 * d) + (d * h + h) + (h * d + d)
+
+
+_op(
+    name="TransformerBlock",
+    category="Sequence",
+    help="Pre-norm transformer block: x + attention(LN(x)), then x + MLP(LN(x)).",
+    params=(
+        *_ATTN_PARAMS,
+        Field("mlp_ratio", "int", 4, "hidden width of the MLP as a multiple of the model width", min=1),
+    ),
+    shape=_attn_shape,
+    n_params=lambda p, ins, out: _block_params(p, ins[0].shape[-1]),
+    flops=lambda p, ins, out: (
+        _attn_flops(*ins[0].shape) + 4 * numel(out.shape) * p["mlp_ratio"] * ins[0].shape[-1]
+    ),
+    ctor=lambda p, ins: ("layers.TransformerBlock", {"dim": ins[0].shape[-1], **p}),
+)
+
+
+def _rnn_shape(p, ins):
+    t, _ = _seq(ins[0])
+    return TensorType((t, p["hidden_size"] * (2 if p["bidirectional"] else 1)))
+
+
+def _rnn_params(gates: int):
+    def count(p, ins, out):
+        h, dirs, total, width = p["hidden_size"], 2 if p["bidirectional"] else 1, 0, ins[0].shape[-1]
+        for _ in range(p["num_layers"]):
+            total += dirs * gates * (h * width + h * h + 2 * h)
+            width = h * dirs
+        return total
+
+    return count
+
+
+for _name, _gates in (("LSTM", 4), ("GRU", 3)):
+    _op(
+        name=_name,
+        category="Sequence",
+        help=f"{_name} over a (T, F) sequence; outputs every step's hidden state.",
+        params=(
+            Field("hidden_size", "int", 64, "hidden state size", min=1),
+            Field("num_layers", "int", 1, "stacked layers", min=1, max=16),
+            Field(
+                "bidirectional", "bool", False, "also read the sequence backwards (doubles the output width)"
+            ),
+        ),
+        shape=_rnn_shape,
+        n_params=_rnn_params(_gates),
+        flops=lambda p, ins, out, g=_gates, n=_name: _rnn_params(g)(p, ins, out) * 2 * ins[0].shape[0],
+        ctor=lambda p, ins, n=_name: (f"layers.{n}", {"input_size": ins[0].shape[-1], **p}),
+    )
+
+# ---------------------------------------------------------------- merge
+
+
+def _add_shape(p, ins):
+    first = ins[0]
+    for i, t in enumerate(ins[1:], 1):
+        if t.shape != first.shape:
+            raise ShapeError(f"all inputs must have the same shape: input 0 is {first}, input {i} is {t}")
+    return first
+
+
+_op(
+    name="Add",
+    category="Merge",
+    help="Element-wise sum of two or more inputs of the same shape (residual connections).",
+    min_inputs=2,
+    max_inputs=None,
+    shape=_add_shape,
+    flops=lambda p, ins, out: (len(ins) - 1) * numel(out.shape),
+    ctor=lambda p, ins: ("layers.Add", {}),
+)
+
+
+def _concat_shape(p, ins):
+    rank, axis = len(ins[0].shape), p["dim"]
+    if not -rank <= axis < rank:
+        raise ShapeError(f"dim {axis} is out of range for {rank}-d inputs")
+    axis %= rank
+    total = 0
+    for i, t in enumerate(ins):
+        others = t.shape[:axis] + t.shape[axis + 1 :]
+        if len(t.shape) != rank or others != ins[0].shape[:axis] + ins[0].shape[axis + 1 :]:
+            raise ShapeError(f"input {i} is {t}, which does not match input 0 ({ins[0]}) outside dim {axis}")
+        total += t.shape[axis]
+    shape = list(ins[0].shape)
+    shape[axis] = total
+    return TensorType(tuple(shape))
+
+
+_op(
+    name="Concat",
+    category="Merge",
+    help="Joins two or more inputs along one sample axis (0 = channels or features).",
+    params=(
+        Field("dim", "int", 0, "sample axis to join along (without the batch dimension)", min=-4, max=3),
+    ),
+    min_inputs=2,
+    max_inputs=None,
+    shape=_concat_shape,
+    ctor=lambda p, ins: ("layers.Concat", {"dim": p["dim"] % len(ins[0].shape) + 1}),
+)
+
+# ---------------------------------------------------------------- blocks
+
+# Repeat's shape and counts come from its body, a sub-graph: shapes.py analyses it.
+_op(
+    name="Repeat",
+    category="Block",
+    help="A sub-block stacked `times` times, so a 24-layer transformer is one node. "
+    "The body's output shape must equal its input shape.",
+    params=(
+        Field("times", "int", 2, "how many copies of the body are stacked", min=1, max=1024),
+        Field("body", "graph", None, "the sub-graph: one Input, any ops, and an output", optional=True),
+    ),
+    tags=frozenset({"block"}),
+)
+
+
+def categories() -> dict[str, list[OpDef]]:
+    """Ops by palette category, in declaration order."""
+    out: dict[str, list[OpDef]] = {}
+    for op in OPS.values():
+        out.setdefault(op.category, []).append(op)
+    return out
