@@ -421,9 +421,7 @@ class RunStore:
     def truncate_metrics(self, run_id: int, after_step: int) -> None:
         """Drop points logged after `after_step` (a resume replays them from the checkpoint)."""
         with self.write() as c:
-            for sid, key in c.execute(
-                "SELECT id, key FROM metric_series WHERE run_id=?", (run_id,)
-            ).fetchall():
+            for (sid,) in c.execute("SELECT id FROM metric_series WHERE run_id=?", (run_id,)).fetchall():
                 late = c.execute(
                     "SELECT seq, steps, vals, walls FROM metric_chunks WHERE series_id=? AND last_step>? ORDER BY seq",
                     (sid, after_step),
