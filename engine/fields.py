@@ -23,6 +23,7 @@ class Field:
     min: float | None = None
     max: float | None = None
     min_exclusive: bool = False
+    max_exclusive: bool = False
     choices: tuple = ()
     optional: bool = False  # None is allowed
 
@@ -34,7 +35,7 @@ class Field:
         if self.choices:
             return "one of " + ", ".join(repr(c) for c in self.choices)
         lo = "" if self.min is None else (f"> {self.min:g}" if self.min_exclusive else f">= {self.min:g}")
-        hi = "" if self.max is None else f"<= {self.max:g}"
+        hi = "" if self.max is None else (f"< {self.max:g}" if self.max_exclusive else f"<= {self.max:g}")
         return " and ".join(p for p in (lo, hi) if p)
 
     def check(self, value: Any) -> tuple[Any, str | None]:
@@ -60,7 +61,12 @@ class Field:
             out = []
             for item in value:
                 one = Field(
-                    self.name, kind[:-1], min=self.min, max=self.max, min_exclusive=self.min_exclusive
+                    self.name,
+                    kind[:-1],
+                    min=self.min,
+                    max=self.max,
+                    min_exclusive=self.min_exclusive,
+                    max_exclusive=self.max_exclusive,
                 )
                 v, err = one.check(item)
                 if err:
@@ -85,7 +91,7 @@ class Field:
             if not math.isfinite(value):
                 return value, f"must be finite, got {value!r}"
         too_low = self.min is not None and (value <= self.min if self.min_exclusive else value < self.min)
-        too_high = self.max is not None and value > self.max
+        too_high = self.max is not None and (value >= self.max if self.max_exclusive else value > self.max)
         if too_low or too_high:
             return value, f"must be {self.describe_range()}, got {value:g}"
         return value, None
@@ -107,7 +113,8 @@ def check_fields(fields: tuple[Field, ...], values: dict, path: str, problems: l
         return out
     for key in values:
         if key not in known:
-            problems.append((join(path, key), f"unknown field (allowed: {', '.join(known)})"))
+            allowed = f"allowed: {', '.join(known)}" if known else "it takes no parameters"
+            problems.append((join(path, key), f"unknown field ({allowed})"))
     for f in fields:
         if f.name not in values:
             if f.required:
@@ -139,4 +146,6 @@ def as_dict(f: Field) -> dict:
             d[attr] = list(v) if attr == "choices" else v
     if f.min_exclusive:
         d["min_exclusive"] = True
+    if f.max_exclusive:
+        d["max_exclusive"] = True
     return d

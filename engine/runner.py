@@ -37,6 +37,9 @@ class Recorder(threading.Thread):
         self.batcher = MetricBatcher()
         self.samplers = list(samplers)  # callables returning {key: value}
         self._halt = threading.Event()
+        self._wake = threading.Event()
+        self._flush_asked = threading.Event()
+        self._flushed = threading.Event()
         self._progress: dict | None = None
         self.error: BaseException | None = None
 
@@ -50,7 +53,10 @@ class Recorder(threading.Thread):
         sent_progress = None
         try:
             while True:
-                stopping = self._halt.wait(EVENT_FLUSH_S)
+                self._wake.wait(EVENT_FLUSH_S)
+                self._wake.clear()
+                stopping = self._halt.is_set()
+                forced = stopping or self._flush_asked.is_set()
                 now = time.monotonic()
                 if now - last_sample >= SAMPLE_S:
                     last_sample = now
@@ -64,9 +70,12 @@ class Recorder(threading.Thread):
                 if self._progress is not sent_progress:
                     sent_progress = self._progress
                     self.events.emit("progress", **sent_progress)
-                if pending and (stopping or now - last_flush >= DB_FLUSH_S):
+                if pending and (forced or now - last_flush >= DB_FLUSH_S):
                     store.add_metrics(self.run_id, {k: _concat(parts) for k, parts in pending.items()})
                     pending, last_flush = {}, now
+                if self._flush_asked.is_set():
+                    self._flush_asked.clear()
+                    self._flushed.set()
                 if now - last_beat >= HEARTBEAT_S:
                     store.heartbeat(self.run_id)
                     last_beat = now
@@ -77,8 +86,20 @@ class Recorder(threading.Thread):
         finally:
             store.close()
 
+    def flush(self) -> None:
+        """Block until every point logged so far is in the database."""
+        if not self.is_alive():
+            return
+        self._flushed.clear()
+        self._flush_asked.set()
+        self._wake.set()
+        while not self._flushed.wait(0.5):
+            if not self.is_alive():
+                return
+
     def close(self) -> None:
         self._halt.set()
+        self._wake.set()
         self.join()
         if self.error:
             raise StoreError(f"writing metrics failed: {self.error}")
@@ -142,6 +163,9 @@ class RunContext:
     ) -> Path | None:
         if not self.is_main:
             return None
+        # Metrics first: a checkpoint must never be ahead of the stored curve, or a resume after
+        # a kill would leave a gap between the last flushed point and the checkpoint's step.
+        self.recorder.flush()
         path = checkpoint.save_atomic(state, self.dir / "checkpoints" / f"step-{step:08d}.pt")
         for old in self.store.checkpoints(self.run_id):
             if old["path"] == str(path):

@@ -53,6 +53,9 @@ class OpDef:
     flops: CountRule = lambda p, ins, out: 0
     ctor: CtorRule | None = None
     tags: frozenset = field(default_factory=frozenset)
+    # The param that sets the output width (channels, features, hidden size): what pruning
+    # rewrites after removing channels and what the half-width student preset halves.
+    width: str | None = None
 
     def field(self, name: str) -> Field:
         return next(f for f in self.params if f.name == name)
@@ -193,6 +196,7 @@ _op(
         "nn.Linear",
         {"in_features": ins[0].shape[-1], "out_features": p["out_features"], "bias": p["bias"]},
     ),
+    width="out_features",
 )
 
 # ---------------------------------------------------------------- convolution
@@ -266,6 +270,7 @@ for _dims in (1, 2):
         ),
         flops=lambda p, ins, out, d=_dims: 2 * _conv_weights(p, ins, d) * numel(out.shape[1:]),
         ctor=_conv_ctor(_dims),
+        width="out_channels",
     )
 
 
@@ -456,6 +461,7 @@ _op(
         "nn.Embedding",
         {"num_embeddings": p["num_embeddings"], "embedding_dim": p["embedding_dim"]},
     ),
+    width="embedding_dim",
 )
 
 
@@ -571,6 +577,7 @@ for _name, _gates in (("LSTM", 4), ("GRU", 3)):
         n_params=_rnn_params(_gates),
         flops=lambda p, ins, out, g=_gates, n=_name: _rnn_params(g)(p, ins, out) * 2 * ins[0].shape[0],
         ctor=lambda p, ins, n=_name: (f"layers.{n}", {"input_size": ins[0].shape[-1], **p}),
+        width="hidden_size",
     )
 
 # ---------------------------------------------------------------- merge

@@ -134,12 +134,16 @@ def fit(
     while step < total_steps and not ctx.stop_requested:
         # --- forward and backward over the micro-batches of one optimizer step
         micro = plan.micro_batches(step)
+        step_loss, step_parts = 0.0, {}
         for i, idx in enumerate(micro):
             xb, yb = x_train[idx], y_train[idx]
             with strategy.no_sync(model, sync=i == len(micro) - 1), strategy.precision.autocast():
                 loss, parts = loss_fn(model(xb), xb, yb)
                 # The gradient of a mean over the global batch: each micro-batch holds 1/accum of it.
                 strategy.precision.backward(loss / len(micro))
+            step_loss = step_loss + loss.detach() / len(micro)
+            for k, v in parts.items():
+                step_parts[k] = step_parts.get(k, 0.0) + v.detach() / len(micro)
 
         # --- clip (after unscaling fp16 gradients back to their true size) and step
         grad_norm = None
@@ -153,9 +157,7 @@ def fit(
         step += 1
 
         # --- log: every step's loss, read back in small groups
-        pending.append(
-            (step, strategy.reduce_mean(loss.detach()), lr, {k: v.detach() for k, v in parts.items()})
-        )
+        pending.append((step, strategy.reduce_mean(step_loss), lr, step_parts))
         if len(pending) >= sync_every or step == total_steps:
             _flush_losses(ctx, pending, step / plan.steps_per_epoch, grad_norm)
             pending.clear()

@@ -1,0 +1,103 @@
+"""Datasets: built-in sets load without a network; user files fail with the file and reason."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.data import load_dataset
+from engine.errors import DataError
+from engine.fields import check_fields
+from engine.spec import SECTIONS
+
+
+def data(**kw):
+    return check_fields(SECTIONS["data"], kw, "data", [])
+
+
+@pytest.mark.parametrize(
+    "source, shape, classes",
+    [("digits", (1, 8, 8), 10), ("wine", (13,), 3), ("breast_cancer", (30,), 2), ("synthetic_classification", (20,), 3)],
+)
+def test_builtin_sets(source, shape, classes):
+    ds = load_dataset(data(source=source))
+    assert ds.input_shape == shape and ds.output_size == classes and ds.objective == "classification"
+    assert set(np.unique(ds.y_train)) <= set(range(classes))
+    again = load_dataset(data(source=source))
+    assert np.array_equal(ds.x_val, again.x_val)  # the split is seeded
+
+
+def test_split_seed_changes_the_split_and_val_fraction_its_size():
+    a = load_dataset(data(source="wine", split_seed=1))
+    b = load_dataset(data(source="wine", split_seed=2, val_fraction=0.5))
+    assert len(b.x_val) == 89 and not np.array_equal(a.y_val[:20], b.y_val[:20])
+
+
+def test_regression_targets_are_standardised():
+    ds = load_dataset(data(source="synthetic_regression", samples=500, features=5))
+    assert ds.objective == "regression" and ds.y_train.shape[1] == 1 and abs(float(ds.y_train.mean())) < 0.1
+
+
+def write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def test_csv_classification_with_named_classes(tmp_path):
+    rows = "\n".join(f"{i},{i * 2 % 7},{'cat' if i % 2 else 'dog'}" for i in range(40))
+    ds = load_dataset(data(source="csv", path=write(tmp_path / "t.csv", "a,b,animal\n" + rows)))
+    assert ds.classes == ["cat", "dog"] and ds.input_shape == (2,)
+    assert abs(float(ds.x_train.mean())) < 0.2  # standardised by training statistics
+
+
+def test_csv_numeric_target_becomes_regression(tmp_path):
+    rows = "\n".join(f"{i},{i * 0.37:.3f}" for i in range(50))
+    ds = load_dataset(data(source="csv", path=write(tmp_path / "r.csv", "x,y\n" + rows)))
+    assert ds.objective == "regression"
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "the file is empty"),
+        ("a,b,c\n", "has a header but no data rows"),
+        ("a,b,c\n1,2,3\n4,5\n", "line 3 has 2 fields, the header has 3"),
+        ("a,b,c\n1,x,0\n2,3,1\n", "line 2: column 'b' is not numeric ('x')"),
+        ("a,b,c\n1,,0\n2,3,1\n", "line 2: column 'b' is missing a value"),
+    ],
+)
+def test_csv_errors_name_file_line_and_column(tmp_path, content, message):
+    path = write(tmp_path / "bad.csv", content)
+    with pytest.raises(DataError) as err:
+        load_dataset(data(source="csv", path=path))
+    assert str(err.value).startswith(path) and message in str(err.value)
+
+
+def test_csv_missing_file_and_target(tmp_path):
+    with pytest.raises(DataError, match="nope.csv: CSV file not found"):
+        load_dataset(data(source="csv", path=str(tmp_path / "nope.csv")))
+    path = write(tmp_path / "t.csv", "a,b\n1,2\n3,4\n")
+    with pytest.raises(DataError, match="no column named 'label' \\(columns: a, b\\)"):
+        load_dataset(data(source="csv", path=path, target="label"))
+
+
+def test_image_folder_and_an_undecodable_image(tmp_path):
+    rng = np.random.default_rng(0)
+    for cls in ("circle", "square"):
+        (tmp_path / cls).mkdir()
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(tmp_path / cls / f"{i}.png")
+    ds = load_dataset(data(source="images", path=str(tmp_path), image_size=[16, 16]))
+    assert ds.input_shape == (3, 16, 16) and ds.classes == ["circle", "square"] and len(ds.x_train) + len(ds.x_val) == 12
+    assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
+    (tmp_path / "square" / "broken.png").write_bytes(b"not an image")
+    with pytest.raises(DataError, match="broken.png: cannot decode image"):
+        load_dataset(data(source="images", path=str(tmp_path)))
+
+
+def test_text_windows_predict_the_next_byte(tmp_path):
+    path = write(tmp_path / "t.txt", "hello world, " * 100)
+    ds = load_dataset(data(source="text", path=path, context=16, val_fraction=0.1))
+    assert ds.objective == "language_model" and ds.input_shape == (16,) and ds.input_dtype == "long"
+    assert np.array_equal(ds.x_train[0, 1:], ds.y_train[0, :-1])
+    with pytest.raises(DataError, match="too short for context 64"):
+        load_dataset(data(source="text", path=write(tmp_path / "s.txt", "tiny"), context=64))
