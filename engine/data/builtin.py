@@ -2,22 +2,37 @@
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 
 from engine.data import Dataset, classification_set, split, standardize
+from engine.errors import DataError
+
+
+def _bundled(name: str) -> tuple[list[str], np.ndarray]:
+    """Rows of a data file that ships inside scikit-learn, read without importing it: importing
+    sklearn.datasets costs over a second of start-up, for three small CSV files."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"the built-in data set needs scikit-learn (pip install scikit-learn) for {name}")
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / name
+    with gzip.open(path, "rt") if name.endswith(".gz") else path.open() as fh:
+        header = [] if name.endswith(".gz") else fh.readline().strip().split(",")
+        return header, np.loadtxt(fh, delimiter=",")
 
 
 def digits(data: dict, objective: str) -> Dataset:
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
+    _, table = _bundled("digits.csv.gz")
     # 8×8 grey images with values 0..16, as one channel in [0, 1].
-    x = (d.images / 16.0).reshape(-1, 1, 8, 8)
+    x = (table[:, :-1] / 16.0).reshape(-1, 1, 8, 8)
     return classification_set(
         "digits",
         x,
-        d.target,
-        [str(c) for c in d.target_names],
+        table[:, -1].astype(np.int64),
+        [str(c) for c in range(10)],
         data,
         "1,797 handwritten digits, 1×8×8, 10 classes (scikit-learn)",
         scale=False,
@@ -25,23 +40,24 @@ def digits(data: dict, objective: str) -> Dataset:
 
 
 def wine(data: dict, objective: str) -> Dataset:
-    from sklearn.datasets import load_wine
-
-    d = load_wine()
+    header, table = _bundled("wine_data.csv")  # header: n_samples, n_features, class names
     return classification_set(
-        "wine", d.data, d.target, list(d.target_names), data, "178 wines, 13 features, 3 cultivars"
+        "wine",
+        table[:, :-1],
+        table[:, -1].astype(np.int64),
+        header[2:],
+        data,
+        "178 wines, 13 features, 3 cultivars",
     )
 
 
 def breast_cancer(data: dict, objective: str) -> Dataset:
-    from sklearn.datasets import load_breast_cancer
-
-    d = load_breast_cancer()
+    header, table = _bundled("breast_cancer.csv")
     return classification_set(
         "breast_cancer",
-        d.data,
-        d.target,
-        list(d.target_names),
+        table[:, :-1],
+        table[:, -1].astype(np.int64),
+        header[2:],
         data,
         "569 tumours, 30 features, malignant/benign",
     )

@@ -101,3 +101,17 @@ def test_text_windows_predict_the_next_byte(tmp_path):
     assert np.array_equal(ds.x_train[0, 1:], ds.y_train[0, :-1])
     with pytest.raises(DataError, match="too short for context 64"):
         load_dataset(data(source="text", path=write(tmp_path / "s.txt", "tiny"), context=64))
+
+
+@pytest.mark.parametrize("source, loader", [("digits", "load_digits"), ("wine", "load_wine"), ("breast_cancer", "load_breast_cancer")])
+def test_bundled_files_read_directly_equal_scikit_learns_loaders(source, loader):
+    import sklearn.datasets
+
+    ref = getattr(sklearn.datasets, loader)()
+    ds = load_dataset(data(source=source, val_fraction=0.5))
+    n = len(ds.x_train) + len(ds.x_val)
+    assert n == len(ref.target) and sorted(np.concatenate([ds.y_train, ds.y_val])) == sorted(ref.target)
+    if source == "digits":
+        assert np.array_equal(np.sort(np.concatenate([ds.x_train, ds.x_val]).reshape(n, -1).sum(1)), np.sort(ref.data.sum(1) / 16))
+    else:
+        assert ds.classes == list(ref.target_names)
