@@ -119,6 +119,32 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
 
 _INSERT_CHUNK = "INSERT INTO metric_chunks (series_id, seq, n, first_step, last_step, steps, vals, walls) VALUES (?,?,?,?,?,?,?,?)"
 
+
+def _insert_chunk(c, sid: int, seq: int, steps: np.ndarray, vals: np.ndarray, walls: np.ndarray) -> None:
+    c.execute(
+        _INSERT_CHUNK,
+        (
+            sid,
+            seq,
+            len(steps),
+            int(steps[0]),
+            int(steps[-1]),
+            steps.tobytes(),
+            vals.tobytes(),
+            walls.tobytes(),
+        ),
+    )
+
+
+def _decode(rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, values, walls) from chunk rows of (seq, steps, vals, walls), in row order."""
+    return (
+        np.frombuffer(b"".join(r[1] for r in rows), dtype=np.int64),
+        np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float64),
+        np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float64),
+    )
+
+
 # Applied in order; the number applied is PRAGMA user_version. Append, never edit.
 MIGRATIONS = [_m1_initial]
 
@@ -335,19 +361,7 @@ class RunStore:
                 if len(steps) == 0:
                     continue
                 sid, seq = self._series_for_write(c, run_id, key)
-                c.execute(
-                    _INSERT_CHUNK,
-                    (
-                        sid,
-                        seq,
-                        len(steps),
-                        int(steps[0]),
-                        int(steps[-1]),
-                        steps.tobytes(),
-                        vals.tobytes(),
-                        walls.tobytes(),
-                    ),
-                )
+                _insert_chunk(c, sid, seq, steps, vals, walls)
                 finite = vals[np.isfinite(vals)]
                 lo = float(finite.min()) if len(finite) else None
                 hi = float(finite.max()) if len(finite) else None
@@ -412,9 +426,7 @@ class RunStore:
             empty = np.empty(0)
             return empty.astype(np.int64), empty, empty, after_seq
         return (
-            np.frombuffer(b"".join(r[1] for r in rows), dtype=np.int64),
-            np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float64),
-            np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float64),
+            *_decode(rows),
             rows[-1][0],
         )
 
@@ -429,25 +441,11 @@ class RunStore:
                 if not late:
                     continue
                 c.execute("DELETE FROM metric_chunks WHERE series_id=? AND seq>=?", (sid, late[0][0]))
-                s = np.frombuffer(b"".join(r[1] for r in late), dtype=np.int64)
+                s, v, w = _decode(late)
                 keep = s <= after_step
-                v = np.frombuffer(b"".join(r[2] for r in late), dtype=np.float64)[keep]
-                w = np.frombuffer(b"".join(r[3] for r in late), dtype=np.float64)[keep]
-                s = s[keep]
+                s, v, w = s[keep], v[keep], w[keep]
                 if len(s):
-                    c.execute(
-                        _INSERT_CHUNK,
-                        (
-                            sid,
-                            late[0][0],
-                            len(s),
-                            int(s[0]),
-                            int(s[-1]),
-                            s.tobytes(),
-                            v.tobytes(),
-                            w.tobytes(),
-                        ),
-                    )
+                    _insert_chunk(c, sid, late[0][0], s, v, w)
                 self._recompute_summary(c, sid)
 
     @staticmethod
@@ -462,9 +460,7 @@ class RunStore:
                 (sid,),
             )
             return
-        s = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.int64)
-        v = np.frombuffer(b"".join(r[2] for r in rows), dtype=np.float64)
-        w = np.frombuffer(rows[-1][3], dtype=np.float64)
+        s, v, w = _decode(rows)
         f = v[np.isfinite(v)]
         c.execute(
             "UPDATE metric_series SET count=?, first_step=?, last_step=?, last=?, min=?, max=?, last_wall=?, chunks=? WHERE id=?",
