@@ -1,0 +1,7 @@
+"""The visual model designer.
+
+`engine.graph` is the model. `document.GraphDocument` holds one graph with its file, undo stack
+and latest analysis; `commands` are the only edits; `scene`/`items` mirror the document on a
+canvas; `palette`, `inspector` and `summary` are panels generated from the op registry and the
+analysis; `area.DesignerArea` puts them together.
+"""

@@ -1,0 +1,389 @@
+"""The Designer area: canvas in the middle, layer palette on the left, inspector on the right,
+model summary below, and the editing actions (undo, clipboard, zoom, layout) that the main
+window puts in its menus and toolbar. A Repeat body opens in another DesignerArea in a dialog.
+
+This module turns user intents ("add a ReLU after the selected node", "paste here") into
+commands; it decides nothing about shapes or params, which the engine does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QAction, QCursor, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QMessageBox
+
+from app import icons
+from app.designer import clipboard, commands
+from app.designer.document import GraphDocument
+from app.designer.inspector import InspectorWidget
+from app.designer.items import NODE_H, NODE_W
+from app.designer.layout import COLUMN, layered_positions
+from app.designer.palette import PaletteWidget, QuickAdd
+from app.designer.scene import GraphScene, GraphView
+from app.designer.summary import SummaryPanel
+from engine.errors import GraphError
+from engine.graph import OPS, Graph
+from engine.graph.ops import categories
+
+Key = QKeySequence.StandardKey
+
+
+@dataclass
+class DesignerActions:
+    undo: QAction
+    redo: QAction
+    cut: QAction
+    copy: QAction
+    paste: QAction
+    delete: QAction
+    duplicate: QAction
+    select_all: QAction
+    add_node: QAction
+    set_output: QAction
+    edit_body: QAction
+    zoom_in: QAction
+    zoom_out: QAction
+    fit: QAction
+    auto_layout: QAction
+
+    def edit_menu_groups(self) -> list[list[QAction]]:
+        return [
+            [self.undo, self.redo],
+            [self.cut, self.copy, self.paste, self.duplicate, self.delete],
+            [self.select_all],
+            [self.add_node, self.set_output, self.edit_body],
+        ]
+
+    def view_actions(self) -> list[QAction]:
+        return [self.zoom_in, self.zoom_out, self.fit, self.auto_layout]
+
+
+class DesignerArea(QMainWindow):
+    status = Signal(str)
+
+    def __init__(self, doc: GraphDocument, parent=None):
+        super().__init__(parent)
+        self.setObjectName("designerArea")
+        self.setWindowFlags(Qt.WindowType.Widget)
+        self.doc = doc
+        self.scene = GraphScene(doc, self)
+        self.view = GraphView(self.scene)
+        self.setCentralWidget(self.view)
+        self.palette = PaletteWidget()
+        self.inspector = InspectorWidget(doc)
+        self.summary = SummaryPanel(doc)
+        self.docks = {
+            "palette": self._dock("Layers", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea),
+            "inspector": self._dock("Properties", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea),
+            "summary": self._dock("Model summary", self.summary, Qt.DockWidgetArea.BottomDockWidgetArea),
+        }
+        self.resizeDocks(
+            [self.docks["palette"], self.docks["inspector"]], [210, 300], Qt.Orientation.Horizontal
+        )
+        self.resizeDocks([self.docks["summary"]], [190], Qt.Orientation.Vertical)
+        self.quick_add = QuickAdd(self)
+        self._quick_target: tuple[QPointF, str | None] = (QPointF(), None)
+        self.actions = self._make_actions()
+
+        self.palette.op_activated.connect(lambda op: self.add_op(op))
+        self.view.op_dropped.connect(lambda op, pos: self.add_op(op, pos - QPointF(NODE_W / 2, NODE_H / 2)))
+        self.quick_add.chosen.connect(self._quick_chosen)
+        self.scene.message.connect(self.status)
+        self.scene.selectionChanged.connect(self._selection_changed)
+        self.scene.node_activated.connect(self._node_activated)
+        self.scene.background_activated.connect(lambda pos: self.open_quick_add(pos))
+        self.scene.dropped_from_output.connect(lambda src, pos: self.open_quick_add(pos, src))
+        self.scene.context_requested.connect(self._context_menu)
+        self.summary.node_selected.connect(self.reveal)
+        self.inspector.edit_body_requested.connect(self.edit_body)
+        self._selection_changed()
+
+    def _dock(self, title: str, widget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"{widget.objectName() or title}Dock")
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _make_actions(self) -> DesignerActions:
+        def act(text, slot, shortcut=None, icon=None, tip=None) -> QAction:
+            a = QAction(text, self)
+            if icon:
+                a.setIcon(icons.icon(icon))
+            if shortcut is not None:
+                a.setShortcuts(shortcut if isinstance(shortcut, list) else QKeySequence.keyBindings(shortcut))
+            if tip:
+                a.setStatusTip(tip)
+                a.setToolTip(tip)
+            a.triggered.connect(lambda _checked=False: slot())
+            self.addAction(a)  # shortcuts work wherever this area is shown (the main window or a dialog)
+            return a
+
+        stack = self.doc.undo_stack
+        undo = stack.createUndoAction(self, "&Undo")
+        undo.setShortcuts(QKeySequence.keyBindings(Key.Undo))
+        undo.setIcon(icons.icon("undo"))
+        redo = stack.createRedoAction(self, "&Redo")
+        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        redo.setIcon(icons.icon("redo"))
+        self.addActions([undo, redo])
+        keys = QKeySequence
+        return DesignerActions(
+            undo=undo,
+            redo=redo,
+            cut=act("Cu&t", self.cut, Key.Cut, "cut", "Cut the selected nodes to the clipboard"),
+            copy=act("&Copy", self.copy, Key.Copy, "copy", "Copy the selected nodes as graph JSON"),
+            paste=act("&Paste", self.paste, Key.Paste, "paste", "Paste nodes from the clipboard"),
+            delete=act(
+                "&Delete",
+                self.delete_selection,
+                [keys(Qt.Key.Key_Delete), keys(Qt.Key.Key_Backspace)],
+                "delete",
+                "Delete the selected nodes and connections",
+            ),
+            duplicate=act(
+                "D&uplicate", self.duplicate, [keys("Ctrl+D")], "duplicate", "Duplicate the selection"
+            ),
+            select_all=act("Select &All", self.select_all, Key.SelectAll),
+            add_node=act(
+                "&Add Layer…",
+                lambda: self.open_quick_add(),
+                [keys("Shift+A")],
+                "add",
+                "Add a layer at the cursor",
+            ),
+            set_output=act(
+                "Mark as &Output",
+                self.set_output,
+                [keys("Ctrl+Shift+O")],
+                "output",
+                "Make the selected node the model output",
+            ),
+            edit_body=act("Edit Repeat &Body…", self.edit_selected_body, [keys("Ctrl+E")], "body"),
+            zoom_in=act(
+                "Zoom &In", self.view.zoom_in, [keys("Ctrl+="), keys("Ctrl++")], "zoom-in", "Zoom in"
+            ),
+            zoom_out=act("Zoom &Out", self.view.zoom_out, [keys("Ctrl+-")], "zoom-out", "Zoom out"),
+            fit=act(
+                "&Fit to View", self.view.fit, [keys("Ctrl+0"), keys("F")], "fit", "Show the whole model"
+            ),
+            auto_layout=act(
+                "Auto-&Layout", self.auto_layout, [keys("Ctrl+L")], "layout", "Arrange nodes left to right"
+            ),
+        )
+
+    def refresh_icons(self) -> None:
+        """Re-tint the action icons after a theme change."""
+        a = self.actions
+        for action, name in (
+            (a.undo, "undo"), (a.redo, "redo"), (a.cut, "cut"), (a.copy, "copy"), (a.paste, "paste"),
+            (a.delete, "delete"), (a.duplicate, "duplicate"), (a.add_node, "add"), (a.set_output, "output"),
+            (a.edit_body, "body"), (a.zoom_in, "zoom-in"), (a.zoom_out, "zoom-out"), (a.fit, "fit"),
+            (a.auto_layout, "layout"),
+        ):  # fmt: skip
+            action.setIcon(icons.icon(name))
+        self.palette.refresh_icons()
+
+    # ------------------------------------------------------------ adding
+
+    def add_op(self, op: str, pos: QPointF | None = None, connect_from: str | None = None) -> str:
+        """Add an op; without a position it goes right of the selected node and is wired to it."""
+        graph = self.doc.graph
+        if pos is None and connect_from is None:
+            selected = self.scene.selected_node_ids()
+            if len(selected) == 1:
+                connect_from = selected[0]
+        if pos is None:
+            if connect_from is not None:
+                x, y = graph.nodes[connect_from].pos
+                pos = QPointF(x + COLUMN, y)
+            else:
+                pos = self.view.visible_center() - QPointF(NODE_W / 2, NODE_H / 2)
+            pos = self._free_spot(pos)
+        command = commands.AddNode(self.doc, op, (round(pos.x()), round(pos.y())))
+        new = command.node.id
+        wire = connect_from is not None and OPS[op].max_inputs != 0
+        if wire:
+            self.doc.undo_stack.beginMacro(command.text())
+            self.doc.push(command)
+            reason = graph.can_connect(connect_from, new, 0)
+            if reason is None:
+                self.doc.push(commands.Connect(self.doc, connect_from, new, 0))
+            self.doc.undo_stack.endMacro()
+        else:
+            self.doc.push(command)
+        self.scene.select_nodes([new])
+        self.view.center_on_node(new)
+        return new
+
+    def _free_spot(self, pos: QPointF) -> QPointF:
+        taken = [n.pos for n in self.doc.graph.nodes.values()]
+        while any(abs(x - pos.x()) < NODE_W * 0.6 and abs(y - pos.y()) < NODE_H for x, y in taken):
+            pos += QPointF(0, NODE_H + 30)
+        return pos
+
+    def open_quick_add(self, pos: QPointF | None = None, connect_from: str | None = None) -> None:
+        if pos is None:
+            cursor = self.view.mapFromGlobal(QCursor.pos())
+            inside = self.view.viewport().rect().contains(cursor)
+            pos = self.view.mapToScene(cursor) if inside else self.view.visible_center()
+        self._quick_target = (pos, connect_from)
+        screen = self.view.viewport().mapToGlobal(self.view.mapFromScene(pos))
+        self.quick_add.popup(screen)
+
+    def _quick_chosen(self, op: str) -> None:
+        pos, connect_from = self._quick_target
+        target = pos - QPointF(0 if connect_from else NODE_W / 2, NODE_H / 2)
+        self.add_op(op, target, connect_from)
+
+    # ------------------------------------------------------------ editing the selection
+
+    def delete_selection(self) -> None:
+        nodes = self.scene.selected_node_ids()
+        gone = set(nodes)
+        edges = [e for e in self.scene.selected_edges() if e.src not in gone and e.dst not in gone]
+        if not nodes and not edges:
+            return
+        stack = self.doc.undo_stack
+        stack.beginMacro("Delete")
+        for edge in edges:
+            self.doc.push(commands.Disconnect(self.doc, edge))
+        if nodes:
+            self.doc.push(commands.RemoveNodes(self.doc, nodes))
+        stack.endMacro()
+
+    def copy(self) -> int:
+        ids = self.scene.selected_node_ids()
+        if ids:
+            clipboard.copy_to_clipboard(clipboard.fragment(self.doc.graph, ids))
+            self.status.emit(f"Copied {len(ids)} node{'s' if len(ids) != 1 else ''}")
+        return len(ids)
+
+    def cut(self) -> None:
+        ids = self.scene.selected_node_ids()
+        if self.copy():
+            self.doc.push(commands.RemoveNodes(self.doc, ids, text="Cut"))
+
+    def paste(self) -> None:
+        part = clipboard.from_clipboard()
+        if part is None or not part.nodes:
+            self.status.emit("The clipboard holds no Trainbench nodes")
+            return
+        self._paste(part, "Paste")
+
+    def duplicate(self) -> None:
+        ids = self.scene.selected_node_ids()
+        if ids:
+            self._paste(clipboard.fragment(self.doc.graph, ids), "Duplicate")
+
+    def _paste(self, part: Graph, text: str) -> None:
+        xs = [n.pos[0] for n in part.nodes.values()]
+        ys = [n.pos[1] for n in part.nodes.values()]
+        visible = self.view.mapToScene(self.view.viewport().rect()).boundingRect()
+        if visible.contains(QPointF(min(xs), min(ys))):
+            dx, dy = 40.0, 40.0  # next to the originals
+        else:
+            center = self.view.visible_center()
+            dx, dy = (
+                center.x() - (min(xs) + max(xs) + NODE_W) / 2,
+                center.y() - (min(ys) + max(ys) + NODE_H) / 2,
+            )
+        taken = {n.pos for n in self.doc.graph.nodes.values()}
+        while any((x + dx, y + dy) in taken for x, y in (n.pos for n in part.nodes.values())):
+            dx, dy = dx + 40, dy + 40  # pasting again: step further instead of stacking
+        command = commands.Paste(self.doc, part, (round(dx), round(dy)), text=text)
+        self.doc.push(command)
+        self.scene.select_nodes(command.node_ids)
+
+    def select_all(self) -> None:
+        for item in self.scene.nodes.values():
+            item.setSelected(True)
+
+    def set_output(self) -> None:
+        ids = self.scene.selected_node_ids()
+        if len(ids) == 1 and self.doc.graph.output != ids[0]:
+            self.doc.push(commands.SetOutput(self.doc, ids[0]))
+
+    def auto_layout(self) -> None:
+        positions = layered_positions(self.doc.graph, self.view_size())
+        moved = {n: p for n, p in positions.items() if self.doc.graph.nodes[n].pos != p}
+        if moved:
+            self.doc.push(commands.MoveNodes(self.doc, moved, text="Auto-layout"))
+        self.view.fit()
+
+    def view_size(self) -> tuple[float, float]:
+        size = self.view.viewport().size()
+        return (float(size.width()), float(size.height()))
+
+    def reveal(self, node_id: str) -> None:
+        """Select a node and scroll it into view (from the summary's problems and table)."""
+        self.scene.select_nodes([node_id])
+        self.view.center_on_node(node_id)
+
+    # ------------------------------------------------------------ Repeat bodies
+
+    def edit_selected_body(self) -> None:
+        ids = self.scene.selected_node_ids()
+        if len(ids) == 1 and "body" in {f.name for f in OPS[self.doc.graph.nodes[ids[0]].op].params}:
+            self.edit_body(ids[0])
+
+    def edit_body(self, node_id: str) -> None:
+        from app.designer.body import BodyDialog  # a dialog holding another DesignerArea
+
+        node = self.doc.graph.nodes[node_id]
+        info = self.doc.analysis.nodes.get(node_id) if self.doc.analysis else None
+        input_type = info.inputs[0] if info and info.inputs else None
+        try:
+            dialog = BodyDialog(node, input_type, f"{self.doc.graph.name} › {node_id}", self)
+        except GraphError as err:
+            QMessageBox.warning(self, "Cannot open the body", str(err))
+            return
+        if dialog.exec() and dialog.changed:
+            self.doc.push(commands.SetParam(self.doc, node_id, "body", dialog.body()))
+
+    # ------------------------------------------------------------ reacting to the canvas
+
+    def _selection_changed(self) -> None:
+        ids = self.scene.selected_node_ids()
+        has_edges = bool(self.scene.selected_edges())
+        self.inspector.show_node(ids[0] if len(ids) == 1 else None, len(ids))
+        a = self.actions
+        for action in (a.cut, a.copy, a.duplicate):
+            action.setEnabled(bool(ids))
+        a.delete.setEnabled(bool(ids) or has_edges)
+        a.set_output.setEnabled(len(ids) == 1)
+        a.edit_body.setEnabled(
+            len(ids) == 1 and any(f.kind == "graph" for f in OPS[self.doc.graph.nodes[ids[0]].op].params)
+        )
+
+    def _node_activated(self, node_id: str) -> None:
+        if any(f.kind == "graph" for f in OPS[self.doc.graph.nodes[node_id].op].params):
+            self.edit_body(node_id)
+        elif self.inspector.editors:
+            next(iter(self.inspector.editors.values())).widget.setFocus()
+
+    def _context_menu(self, node_id: str | None, screen) -> None:
+        a = self.actions
+        menu = QMenu(self)
+        if node_id is not None:
+            menu.addActions([a.cut, a.copy, a.duplicate, a.delete])
+            menu.addSeparator()
+            menu.addActions([a.set_output, a.edit_body] if a.edit_body.isEnabled() else [a.set_output])
+        else:
+            scene_pos = self.view.mapToScene(self.view.mapFromGlobal(screen))
+            add = menu.addMenu(icons.icon("add"), "Add Layer")
+            for category, ops in categories().items():
+                sub = add.addMenu(category)
+                for op in ops:
+                    sub.addAction(op.name, lambda op=op.name: self.add_op(op, scene_pos))
+            menu.addActions([a.paste, a.select_all])
+            menu.addSeparator()
+            menu.addActions([a.auto_layout, a.fit])
+        menu.exec(screen)

@@ -1,0 +1,47 @@
+"""Export through the engine on a worker thread.
+
+`engine.graph.export` imports torch, which the app must not load at start-up; it is imported
+here, on the first export, off the UI thread so the window stays responsive meanwhile.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QRunnable, Signal
+
+from engine.errors import TrainbenchError
+from engine.graph import Graph
+
+FORMATS = {
+    "pytorch": ("PyTorch module", "Python source (*.py)", ".py"),
+    "torchscript": ("TorchScript", "TorchScript (*.pt)", ".pt"),
+    "onnx": ("ONNX", "ONNX model (*.onnx)", ".onnx"),
+}
+
+
+class ExportSignals(QObject):
+    """Lives on the UI thread (owned by whoever starts jobs), so a result posted by a job that
+    has already been deleted still arrives."""
+
+    finished = Signal(str, str, object)  # format, path, error message or None
+
+
+class ExportJob(QRunnable):
+    def __init__(self, graph: Graph, fmt: str, path: Path, signals: ExportSignals):
+        super().__init__()
+        self.graph, self.fmt, self.path, self.signals = graph, fmt, path, signals
+
+    def run(self) -> None:
+        error = None
+        try:
+            from engine.graph.export import export
+
+            export(self.graph, self.fmt, self.path)
+        except TrainbenchError as err:
+            error = str(err)
+        except ImportError as err:
+            error = f"export is not available in this installation ({err})"
+        except Exception as err:  # an exporter bug must not take the window down
+            error = f"{type(err).__name__}: {err}"
+        self.signals.finished.emit(self.fmt, str(self.path), error)

@@ -1,0 +1,213 @@
+"""File handling for the designer document: new, open, templates, recent files, save, save as,
+export, and asking about unsaved changes. Its QActions and menus go into the main window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
+
+from app import icons, settings
+from app.designer.document import GraphDocument
+from app.designer.export_job import FORMATS, ExportJob, ExportSignals
+from app.designer.layout import arrange
+from app.designer.validation import snapshot
+from engine import RESOURCES
+from engine.errors import TrainbenchError
+from engine.graph import Graph
+
+TEMPLATES = RESOURCES / "templates"
+TEMPLATE_TITLES = {"mlp": "MLP", "cnn": "CNN", "resnet_cnn": "ResNet-style CNN", "gpt": "GPT language model"}
+TEMPLATE_VIEW = (930.0, 590.0)  # the canvas of a 1440×900 window
+GRAPH_FILTER = "Trainbench graph (*.json);;All files (*)"
+Key = QKeySequence.StandardKey
+
+
+def template_path(name: str) -> Path:
+    return TEMPLATES / f"{name}.json"
+
+
+def load_template(name: str, view: tuple[float, float] = TEMPLATE_VIEW) -> Graph:
+    """A template, laid out to fit the canvas (its file stores one plain row)."""
+    return arrange(Graph.load(template_path(name)), view)
+
+
+def templates() -> list[str]:
+    found = sorted(p.stem for p in TEMPLATES.glob("*.json"))
+    known = [n for n in TEMPLATE_TITLES if n in found]
+    return known + [n for n in found if n not in known]
+
+
+class FileActions(QObject):
+    status = Signal(str)
+    exported = Signal(str, str, object)  # format, path, error or None
+
+    def __init__(self, doc: GraphDocument, window: QWidget, view_size=lambda: TEMPLATE_VIEW):
+        super().__init__(window)
+        self.doc, self.window = doc, window
+        self.view_size = view_size  # () -> the canvas size, to lay templates out for it
+        self.new = self._act("&New", self.new_document, Key.New, "new", "Start an empty model")
+        self.open = self._act("&Open…", self.open_file, Key.Open, "open", "Open a graph file")
+        self.save = self._act("&Save", self.save_file, Key.Save, "save", "Save the model")
+        self.save_as = self._act("Save &As…", self.save_file_as, Key.SaveAs, None, "Save under another name")
+        self.templates_menu = QMenu("Open &Template", window)
+        for name in templates():
+            self.templates_menu.addAction(
+                TEMPLATE_TITLES.get(name, name.replace("_", " ").title()),
+                lambda n=name: self.open_template(n),
+            )
+        self.recent_menu = QMenu("Open &Recent", window)
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self.export_menu = QMenu("&Export", window)
+        self.export_menu.setIcon(icons.icon("export"))
+        self.export_actions = {}
+        self._export_signals = ExportSignals(self)
+        self._export_signals.finished.connect(self._export_finished)
+        for fmt, (title, _filter, _suffix) in FORMATS.items():
+            action = self.export_menu.addAction(f"{title}…", lambda f=fmt: self.export(f))
+            self.export_actions[fmt] = action
+
+    def _act(self, text, slot, key, icon, tip) -> QAction:
+        action = QAction(text, self.window)
+        action.setShortcuts(QKeySequence.keyBindings(key))
+        if icon:
+            action.setIcon(icons.icon(icon))
+        action.setStatusTip(tip)
+        action.setToolTip(tip)
+        action.triggered.connect(lambda _checked=False: slot())
+        return action
+
+    def refresh_icons(self) -> None:
+        for action, name in ((self.new, "new"), (self.open, "open"), (self.save, "save")):
+            action.setIcon(icons.icon(name))
+        self.export_menu.setIcon(icons.icon("export"))
+
+    # ------------------------------------------------------------ opening
+
+    def new_document(self) -> None:
+        if self.maybe_save():
+            self.doc.replace(Graph(name="model"))
+
+    def open_file(self, path: str | Path | None = None) -> bool:
+        if not self.maybe_save():
+            return False
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self.window, "Open model", self._folder(), GRAPH_FILTER)
+            if not path:
+                return False
+        return self.load(path)
+
+    def load(self, path: str | Path) -> bool:
+        """Open without asking about unsaved changes (start-up, recent files after asking)."""
+        try:
+            self.doc.load(path)
+        except TrainbenchError as err:
+            QMessageBox.warning(self.window, "Cannot open the model", str(err))
+            if not Path(path).exists():
+                settings.remove_recent_file(str(path))
+            return False
+        settings.add_recent_file(path)
+        self.status.emit(f"Opened {path}")
+        return True
+
+    def open_template(self, name: str) -> None:
+        """A template opens as an untitled copy, so Save asks where to put it."""
+        if self.maybe_save():
+            viewport = self.view_size()
+            self.doc.replace(load_template(name, viewport))
+            self.status.emit(f"Opened the {TEMPLATE_TITLES.get(name, name)} template")
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        files = settings.recent_files()
+        for path in files:
+            self.recent_menu.addAction(Path(path).name, lambda p=path: self.open_file(p)).setToolTip(path)
+        if not files:
+            self.recent_menu.addAction("No recent files").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", lambda: settings.settings().setValue("recent_files", []))
+
+    # ------------------------------------------------------------ saving
+
+    def save_file(self) -> bool:
+        if self.doc.path is None:
+            return self.save_file_as()
+        return self._save(self.doc.path)
+
+    def save_file_as(self) -> bool:
+        suggested = str(Path(self._folder()) / f"{self.doc.graph.name}.json")
+        path, _ = QFileDialog.getSaveFileName(self.window, "Save model as", suggested, GRAPH_FILTER)
+        if not path:
+            return False
+        if not Path(path).suffix:
+            path += ".json"
+        return self._save(Path(path))
+
+    def _save(self, path: Path) -> bool:
+        try:
+            self.doc.save(path)
+        except OSError as err:
+            QMessageBox.warning(self.window, "Cannot save the model", f"{path}: {err.strerror or err}")
+            return False
+        settings.add_recent_file(path)
+        self.status.emit(f"Saved {path}")
+        return True
+
+    def maybe_save(self) -> bool:
+        """Ask about unsaved changes; False when the user cancels (or the save fails)."""
+        if not self.doc.dirty:
+            return True
+        answer = QMessageBox.warning(
+            self.window,
+            "Unsaved changes",
+            f"Save the changes to {self.doc.title} first?",
+            QMessageBox.StandardButton.Save
+            | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Save,
+        )
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save_file()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def _folder(self) -> str:
+        if self.doc.path:
+            return str(self.doc.path.parent)
+        recent = settings.recent_files()
+        return str(Path(recent[0]).parent) if recent else str(Path.home())
+
+    # ------------------------------------------------------------ export
+
+    def export(self, fmt: str) -> None:
+        analysis = self.doc.analysis
+        if analysis is None or analysis.problems:
+            problems = "\n".join(
+                f"• {n}: {m}" if n else f"• {m}" for n, m in (analysis.problems if analysis else [])[:8]
+            )
+            QMessageBox.warning(
+                self.window, "The model has problems", f"Fix these before exporting:\n{problems}"
+            )
+            return
+        title, file_filter, suffix = FORMATS[fmt]
+        suggested = str(Path(self._folder()) / f"{self.doc.graph.name}{suffix}")
+        path, _ = QFileDialog.getSaveFileName(self.window, f"Export as {title}", suggested, file_filter)
+        if not path:
+            return
+        path = Path(path) if Path(path).suffix else Path(path + suffix)
+        job = ExportJob(snapshot(self.doc.graph), fmt, path, self._export_signals)
+        self.export_menu.setEnabled(False)
+        self.status.emit(f"Exporting {title} to {path}…")
+        QThreadPool.globalInstance().start(job)
+
+    def _export_finished(self, fmt: str, path: str, error: str | None) -> None:
+        self.export_menu.setEnabled(True)
+        title = FORMATS[fmt][0]
+        if error:
+            QMessageBox.warning(self.window, f"{title} export failed", error)
+            self.status.emit(f"{title} export failed")
+        else:
+            self.status.emit(f"Exported {title} to {path}")
+        self.exported.emit(fmt, path, error)

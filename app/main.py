@@ -1,0 +1,60 @@
+"""`trainbench` with no arguments: the desktop app.
+
+Start-up imports Qt and the torch-free half of the engine only, so the window appears fast;
+torch is imported later, when something needs it (an export, a run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from app import APP_NAME, ORG_NAME, icons, settings, theme
+from app.designer.document import GraphDocument
+from app.designer.files import load_template
+from app.window import MainWindow
+
+START_TEMPLATE = "cnn"
+
+
+def create_app(argv: list[str] | None = None) -> QApplication:
+    app = QApplication.instance() or QApplication([sys.argv[0], *(argv or [])])
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName(ORG_NAME)
+    app.setApplicationDisplayName(APP_NAME)
+    app.setWindowIcon(icons.app_icon())
+    theme.apply(app, settings.settings().value("theme", "light"))
+    return app
+
+
+def create_window(graph_path: str | Path | None = None, db_path: str | Path | None = None) -> MainWindow:
+    """The main window showing `graph_path`, or the CNN template so there is a model to look at.
+    Without `db_path` the areas that need the run database use the engine's default one."""
+    db = Path(db_path) if db_path else None
+    if graph_path:
+        window = MainWindow(GraphDocument(), db)
+        window.files.load(graph_path)
+    else:
+        window = MainWindow(GraphDocument(load_template(START_TEMPLATE)), db)
+    return window
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="trainbench", description=f"{APP_NAME} desktop app")
+    parser.add_argument("graph", nargs="?", help="a model graph (JSON) to open")
+    parser.add_argument("--db", help="the run database (default: the engine's default database)")
+    args, qt_args = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    app = create_app(qt_args)
+    window = create_window(args.graph, args.db)
+    window.show()
+    QTimer.singleShot(0, window.designer.view.fit)
+    QTimer.singleShot(0, window.offer_recovery)
+    return app.exec()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
