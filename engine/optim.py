@@ -1,11 +1,11 @@
-"""Optimizers and learning-rate schedules from the spec's `optim` and `schedule` sections."""
+"""Optimizers and learning-rate schedulers from the spec's `optim` and `schedule` sections."""
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
+
+from engine.schedule import lr_factor
 
 
 def make_optimizer(model: nn.Module, optim: dict) -> torch.optim.Optimizer:
@@ -18,22 +18,6 @@ def make_optimizer(model: nn.Module, optim: dict) -> torch.optim.Optimizer:
         return torch.optim.SGD(groups, lr=lr, momentum=optim["momentum"])
     cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
     return cls(groups, lr=lr, betas=tuple(optim["betas"]))
-
-
-def lr_factor(schedule: dict, step: int, total_steps: int) -> float:
-    """Multiplier of the peak lr at `step` (0-based), warm-up included."""
-    warm = schedule["warmup_steps"]
-    if step < warm:
-        return (step + 1) / warm
-    name = schedule["name"]
-    if name == "step":
-        return schedule["gamma"] ** ((step - warm) // schedule["step_size"])
-    if name == "cosine":
-        span = max(1, total_steps - warm)
-        progress = min(1.0, (step - warm) / span)
-        floor = schedule["min_lr_ratio"]
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-    return 1.0
 
 
 def make_scheduler(optimizer, schedule: dict, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
