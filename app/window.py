@@ -36,7 +36,7 @@ from app.designer import display
 from app.designer.area import DesignerArea
 from app.designer.document import GraphDocument
 from app.designer.files import FileActions
-from engine.graph import Analysis
+from engine.graph import Analysis, Graph
 
 STATUS_MS = 6000
 #: tab name → "module:Class" of an area built on first show, called with the run database path
@@ -102,6 +102,25 @@ class MainWindow(QMainWindow):
         self.area_created.connect(
             lambda name, area: name == "Runs" and area.set_model_provider(lambda: self.doc.graph.to_dict())
         )
+        self.area_created.connect(lambda name, area: name == "Experiments" and self._connect_experiments(area))
+
+    def _connect_experiments(self, experiments: QWidget) -> None:
+        """A run cloned in Experiments opens in the run form; its model opens in the designer."""
+
+        def clone(spec: dict) -> None:
+            runs = self.area("Runs")
+            if hasattr(runs, "open_spec"):
+                runs.open_spec(spec)
+                self.show_area("Runs")
+
+        def open_model(graph: dict) -> None:
+            if self.files.maybe_save():
+                self.doc.replace(Graph.from_dict(graph))
+                self.show_area("Designer")
+
+        experiments.clone_requested.connect(clone)
+        experiments.open_model_requested.connect(open_model)
+        experiments.status.connect(lambda text: self.statusBar().showMessage(text, STATUS_MS))
 
     # ------------------------------------------------------------ areas
 

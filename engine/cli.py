@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from engine.compare import compare_table, flatten  # noqa: F401 - shared with the Experiments area
 from engine.errors import GraphError, SpecError, TrainbenchError
 
 
@@ -34,6 +35,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def command_line(*args: str) -> list[str]:
+    """argv that runs `trainbench ARGS` in a new process, from a source checkout, a pip install or
+    a frozen app bundle alike (the GUI starts every engine process through this)."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, *args]
+    return [sys.executable, "-m", "engine.cli", *args]
 
 
 def _error(err: Exception) -> None:
@@ -103,6 +112,29 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_devices)
 
+    j = sub.add_parser("join", help="join a multi-machine run launched on another machine")
+    j.add_argument("spec", help="the same spec file as the launching machine's")
+    j.add_argument("--rdzv-endpoint", help="HOST:PORT of the launching machine (default: the spec's)")
+    j.add_argument("--rdzv-id", help="the rendezvous id the launching machine printed (default: the spec's)")
+    j.add_argument("--nnodes", help="machines: N or MIN:MAX (default: the spec's)")
+    j.add_argument("--node-rank", type=int, default=1, help="this machine's place, 1 or more (default: 1)")
+    j.add_argument("--nproc-per-node", type=int, help="processes on this machine (default: the spec's)")
+    j.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="as for `run`")
+    j.add_argument(
+        "--print", action="store_true", help="print the equivalent torchrun line instead of joining"
+    )
+    j.set_defaults(func=cmd_join)
+
+    w = sub.add_parser("worker")  # started by the elastic launcher, not by people
+    w.add_argument("--run", type=int)
+    w.add_argument("--spec")
+    w.add_argument("--node-rank", type=int, default=0)
+    w.add_argument("--set", action="append", default=[])
+    w.add_argument("--events")
+    w.add_argument("--echo", action="store_true")
+    w.add_argument("--progress", action="store_true")
+    w.set_defaults(func=cmd_worker)
+
     o = sub.add_parser("ops", help="the op registry: every layer and its parameters")
     o.add_argument("--json", action="store_true")
     o.set_defaults(func=cmd_ops)
@@ -142,21 +174,44 @@ def apply_overrides(doc: dict, sets: list[str]) -> dict:
 
 
 def cmd_run(args) -> int:
-    from engine.devices import process_rss_mb
+    from engine import lineage
+    from engine.devices import resource_samplers
     from engine.events import EventStream
     from engine.jsonfile import read_json
     from engine.runner import execute
     from engine.spec import validate_spec
+    from engine.strategies.launch import launch_run
+    from engine.strategies.world import plan_world
 
     if (args.spec is None) == (args.resume is None):
         raise SpecError.at("", "give a spec file, or --resume RUN")
     spec = None
+    store = _store(args)
     if args.spec:
         path = Path(args.spec)
-        spec = validate_spec(apply_overrides(read_json(path), args.set), base_dir=path.parent)
-    store_path = _store(args).path
+        # With the store, a prune/distill spec's parent is checked and inherited from now.
+        spec = validate_spec(apply_overrides(read_json(path), args.set), base_dir=path.parent, store=store)
+    store_path = store.path
+    run_spec = spec or store.get_run(args.resume)["spec"]
+    plan = plan_world(run_spec)
     stream = EventStream.open(args.events)
-    bar = None if args.quiet or args.events == "-" else _ProgressBar()
+    echo = not args.quiet and args.events != "-"
+    if plan.launched:  # DDP/FSDP: processes started by torch.distributed's elastic launcher
+        run_id, status = launch_run(
+            store_path,
+            run_spec,
+            plan,
+            resume_run=args.resume,
+            parent_id=args.parent or lineage.parent_id(run_spec),
+            events=stream,
+            events_target=args.events,
+            echo=echo,
+            progress=echo,
+            spec_path=args.spec,
+            sets=args.set,
+        )
+        return _report_run(store_path, run_id, status)
+    bar = _ProgressBar() if echo else None
     if bar:
         stream.listeners.append(bar)
     run_id, status = execute(
@@ -165,11 +220,16 @@ def cmd_run(args) -> int:
         resume_run=args.resume,
         parent_id=args.parent,
         events=stream,
-        echo=not args.quiet and args.events != "-",
-        samplers=[process_rss_mb],
+        echo=echo,
+        samplers=resource_samplers(plan),
     )
     if bar:
         bar.close()
+    return _report_run(store_path, run_id, status)
+
+
+def _report_run(store_path, run_id: int, status: str) -> int:
+    """The one line a finished run leaves on stderr, and the exit code."""
     from engine.store import RunStore
 
     run = RunStore(store_path).get_run(run_id)
@@ -183,10 +243,10 @@ def cmd_run(args) -> int:
     if status == "stopped":
         print(f"run {run_id} stopped; continue it with: trainbench run --resume {run_id}", file=sys.stderr)
         return 130
-    print(
-        f"trainbench: error: run {run_id} {status}: {(run['error'] or '').strip().splitlines()[-1:] or ''}",
-        file=sys.stderr,
-    )
+    lines = (run["error"] or "").strip().splitlines() or [""]
+    # A worker's failure names its rank on the first line; a traceback ends with the error.
+    headline = lines[0] if lines[0].startswith("rank ") else lines[-1]
+    print(f"trainbench: error: run {run_id} {status}: {headline}", file=sys.stderr)
     return 1
 
 
@@ -224,13 +284,17 @@ class _ProgressBar:
 
 
 def cmd_validate(args) -> int:
+    from engine import lineage
     from engine.graph.model import Graph
     from engine.graph.shapes import analyze
     from engine.spec import load_spec
 
     spec = load_spec(args.spec)
+    if lineage.parent_id(spec) is not None:  # check the parent and take the model from it
+        spec = lineage.resolve(spec, _store(args))
     analysis = analyze(Graph.from_dict(spec["model"]))
     rows = analysis.table()
+    memory = _memory_estimate(spec, analysis)
     if args.json:
         print(
             json.dumps(
@@ -239,6 +303,7 @@ def cmd_validate(args) -> int:
                     "nodes": rows,
                     "total_params": analysis.total_params,
                     "total_flops": analysis.total_flops,
+                    "memory": memory.as_dict(),
                 },
                 indent=2,
             )
@@ -248,7 +313,21 @@ def cmd_validate(args) -> int:
     print(
         f"\n{spec['name']}: valid; {analysis.total_params:,} parameters, {analysis.total_flops:,} FLOPs per sample (forward)"
     )
+    print("\n".join(["", *memory.lines()]))
     return 0
+
+
+def _memory_estimate(spec: dict, analysis):
+    """The memory-fit estimate, with the data set's bytes when it loads."""
+    from engine.data import load_dataset
+    from engine.errors import DataError
+    from engine.memory import estimate_memory
+
+    try:
+        data = load_dataset(spec["data"], spec["task"]["objective"])
+    except DataError:
+        data = None  # validation reports data problems elsewhere; estimate without it
+    return estimate_memory(spec, analysis, data)
 
 
 # ------------------------------------------------------------------ runs, show, compare
@@ -352,65 +431,71 @@ def cmd_show(args) -> int:
     return 0
 
 
-def flatten(doc: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in doc.items():
-        key = f"{prefix}{k}"
-        if k == "model" and not prefix:
-            continue
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
-def compare_table(store, run_ids: list[int], show_all: bool = False) -> dict:
-    """Hyperparameter differences and final metrics: shared by the CLI and the GUI."""
-    runs = [store.get_run(r) for r in run_ids]
-    flats = [flatten(r["spec"]) for r in runs]
-    for f, r in zip(flats, runs, strict=True):
-        f["model.params"] = r["summary"].get("params")
-        f["model.flops"] = r["summary"].get("flops")
-        f["kind"], f["parent"] = r["kind"], r["parent_id"]
-    keys = sorted(set().union(*flats))
-    params = {k: [f.get(k) for f in flats] for k in keys}
-    differing = {k for k, vals in params.items() if len({json.dumps(v, sort_keys=True) for v in vals}) > 1}
-    metrics: dict[str, list] = {}
-    series = [store.series_summaries(r) for r in run_ids]
-    for key in sorted(set().union(*series)):
-        metrics[key] = [s.get(key, {}).get("last") for s in series]
-    return {
-        "runs": [{"id": r["id"], "name": r["name"], "status": r["status"]} for r in runs],
-        "params": {k: v for k, v in params.items() if show_all or k in differing},
-        "differing": sorted(differing),
-        "final_metrics": metrics,
-    }
-
-
 def cmd_compare(args) -> int:
     table = compare_table(_store(args), args.runs, args.all)
     if args.json:
         print(json.dumps(table, indent=2, default=str))
         return 0
     cols = ["field"] + [f"run {r['id']}" for r in table["runs"]]
+
+    def rows(section: str) -> list[dict]:
+        marks = table["winners"].get(section, {})
+        out = []
+        for k, vals in table[section].items():
+            cells = [_num(v) + ("*" if i in marks.get(k, ()) else "") for i, v in enumerate(vals)]
+            out.append({"field": k, **dict(zip(cols[1:], cells, strict=True))})
+        return out
+
     print("hyperparameters" + ("" if args.all else " (differing only)") + ":")
-    _table(
-        [
-            {"field": k, **{c: _num(v) for c, v in zip(cols[1:], vals, strict=True)}}
-            for k, vals in table["params"].items()
-        ],
-        cols,
-    )
-    print("\nfinal metrics:")
-    _table(
-        [
-            {"field": k, **{c: _num(v) for c, v in zip(cols[1:], vals, strict=True)}}
-            for k, vals in table["final_metrics"].items()
-        ],
-        cols,
-    )
+    _table(rows("params"), cols)
+    print("\nfinal metrics (* best):")
+    _table(rows("final_metrics"), cols)
+    print("\nbest metrics (min or max over the run; * best):")
+    _table(rows("best_metrics"), cols)
+    if table["summary"]:
+        print("\nresults:")
+        _table(rows("summary"), cols)
+    if table["tradeoff"]:
+        _print_tradeoff(table["tradeoff"])
     return 0
+
+
+def _print_tradeoff(t: dict) -> None:
+    """Size, speed and accuracy of parents and their pruned or distilled children; a child's
+    cells say how many times its parent's figure they are."""
+    labels = {
+        "params": "parameters",
+        "nonzero_params": "non-zero parameters",
+        "flops": "FLOPs per sample",
+        "bytes": "checkpoint size (weights)",
+        "latency_ms": "CPU latency (ms)",
+        "val_loss": "val loss",
+        "val_accuracy": "val accuracy",
+    }
+
+    def cell(key: str, values: list, i: int) -> str:
+        v, b = values[i], t["base"][i]
+        if v is None:
+            return ""
+        text = _bytes(v) if key == "bytes" else f"{v:,}" if isinstance(v, int) else _num(v)
+        if b is not None and values[b] and key not in ("val_loss", "val_accuracy"):
+            text += f" ({v / values[b]:.2f}×)"
+        elif b is not None and values[b] is not None and key == "val_accuracy":
+            text += f" ({(v - values[b]) * 100:+.1f} pt)"
+        return text
+
+    print("\nsize, speed and accuracy (a child's parent measured beside it; latency: median, CPU, 1 thread):")
+    _table(
+        [
+            {"figure": labels[k], **{c: cell(k, vals, i) for i, c in enumerate(t["columns"])}}
+            for k, vals in t["rows"].items()
+        ],
+        ["figure", *t["columns"]],
+    )
+
+
+def _bytes(n: int) -> str:
+    return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB"
 
 
 # ------------------------------------------------------------------ export, devices, ops
@@ -465,13 +550,18 @@ def cmd_devices(args) -> int:
         return 0
     cpu = rep["cpu"]
     mem = f", {cpu['memory_bytes'] / 2**30:.1f} GiB" if cpu["memory_bytes"] else ""
+    if cpu.get("available_bytes"):
+        mem += f" ({cpu['available_bytes'] / 2**30:.1f} GiB available)"
     print(f"cpu    {cpu['name']}: {cpu['cores']} cores{mem}")
     for g in rep["cuda"]:
+        live = f", {g['utilization_pct']:.0f}% busy" if "utilization_pct" in g else ""
         print(
-            f"cuda:{g['index']} {g['name']}: {g['free_bytes'] / 2**30:.1f} of {g['total_bytes'] / 2**30:.1f} GiB free"
+            f"cuda:{g['index']} {g['name']}: {g['free_bytes'] / 2**30:.1f} of {g['total_bytes'] / 2**30:.1f} GiB free{live}"
         )
     if not rep["cuda"]:
         print("cuda   none visible")
+    elif not rep["nvml"]:
+        print("       (live GPU utilization needs NVML: pip install nvidia-ml-py)")
     print(f"mps    {'available' if rep['mps'] else 'not available'}")
     print(
         f"torch {rep['torch']}, python {rep['python']}, SQLite {rep['sqlite']}"
@@ -482,6 +572,57 @@ def cmd_devices(args) -> int:
         )
     )
     return 0
+
+
+def cmd_join(args) -> int:
+    """Join a run launched on another machine: the same spec, this machine's node rank, and the
+    launching machine's rendezvous; or, with --print, the torchrun line doing the same."""
+    from engine.jsonfile import read_json
+    from engine.spec import validate_spec
+    from engine.strategies.launch import join_commands, join_run, join_sets
+    from engine.strategies.world import plan_world
+
+    path = Path(args.spec)
+    hw = validate_spec(apply_overrides(read_json(path), list(args.set)), base_dir=path.parent)["hardware"]
+    endpoint, rdzv_id = args.rdzv_endpoint or hw["rdzv_endpoint"], args.rdzv_id or hw["rdzv_id"]
+    if not endpoint:
+        raise SpecError.at(
+            "hardware.rdzv_endpoint", "give --rdzv-endpoint HOST:PORT of the launching machine"
+        )
+    if not rdzv_id:
+        raise SpecError.at("hardware.rdzv_id", "give --rdzv-id as printed by the launching machine")
+    if args.node_rank < 1:
+        raise SpecError.at(
+            "hardware.node_rank", "node rank 0 is the launching machine; joining machines are 1, 2, …"
+        )
+    sets = list(args.set) + join_sets(endpoint, rdzv_id, args.nnodes or hw["nnodes"], args.node_rank)
+    if args.nproc_per_node:
+        sets.append(f"hardware.nproc_per_node={args.nproc_per_node}")
+    spec = validate_spec(apply_overrides(read_json(path), list(sets)), base_dir=path.parent)
+    if args.print:
+        print(join_commands(spec, rdzv_id, args.spec, list(args.set), args.node_rank)[1])
+        return 0
+    return join_run(spec, plan_world(spec), args.spec, sets)
+
+
+def cmd_worker(args) -> int:
+    """One process of a multi-process run (see engine.worker); its errors reach the launcher
+    through torchelastic's error file."""
+    from torch.distributed.elastic.multiprocessing.errors import record
+
+    from engine.worker import run_worker
+
+    db = str(_store(args).path) if args.run is not None else None
+    return record(run_worker)(
+        node_rank=args.node_rank,
+        db=db,
+        run_id=args.run,
+        spec_file=args.spec,
+        sets=args.set,
+        events_target=args.events,
+        echo=args.echo,
+        listeners=[_ProgressBar()] if args.progress else [],
+    )
 
 
 def cmd_ops(args) -> int:

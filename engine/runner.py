@@ -185,8 +185,72 @@ class RunContext:
         row = self.store.last_checkpoint(self.run_id)
         return checkpoint.load(row["path"]) if row else None
 
+    def update_summary(self, **values) -> None:
+        if self.is_main:
+            self.store.update_summary(self.run_id, **values)
+
+    def truncate_metrics(self, after_step: int) -> None:
+        """Drop metric points after `after_step`: a resumed run replays those steps."""
+        if self.is_main:
+            self.store.truncate_metrics(self.run_id, after_step=after_step)
+
     def close(self) -> None:
         self._log.close()
+
+
+class FollowerContext:
+    """What a task sees on a rank other than 0 of a multi-process run: the spec and stop
+    requests. The store, the event stream, the log and the checkpoints belong to rank 0 (which
+    may be on another machine), so everything that would write them does nothing here."""
+
+    is_main = False
+    resume = False  # rank 0 decides, and broadcasts the checkpoint it resumes from
+    run_id = None
+    store = None
+
+    def __init__(self, spec: dict):
+        self.spec = spec
+        self.events = EventStream(None)
+        self.stop_event = threading.Event()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self.stop_event.is_set()
+
+    def log(self, message: str, level: str = "info") -> None:
+        pass
+
+    def log_metrics(self, step: int, values: dict[str, float]) -> None:
+        pass
+
+    def progress(self, *args) -> None:
+        pass
+
+    def save_checkpoint(self, state: dict, step: int, tag: str = "periodic", keep: int | None = None) -> None:
+        return None
+
+    def last_checkpoint(self) -> None:
+        return None
+
+    def update_summary(self, **values) -> None:
+        pass
+
+    def truncate_metrics(self, after_step: int) -> None:
+        pass
+
+
+def follow(spec: dict) -> None:
+    """Run the task of `spec` as a rank other than 0: compute only; errors propagate (the
+    elastic launcher records them with this rank's traceback)."""
+    from engine.tasks import task_for
+
+    ctx = FollowerContext(spec)
+    previous = {s: signal.signal(s, lambda *_: ctx.stop_event.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        task_for(spec["task"]["kind"])(ctx)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 RESUMABLE = ("stopped", "crashed", "failed", "queued")
@@ -217,7 +281,12 @@ def execute(
         run_id, spec, kind = resume_run, run["spec"], run["kind"]
         resume = run["status"] != "queued"
     else:
+        from engine import lineage
+
         kind = spec["task"]["kind"]
+        # A prune/distill run: its parent is checked and inherited from before the run exists.
+        spec = lineage.resolve(spec, store)
+        parent_id = lineage.parent_id(spec) or parent_id
         run_id = store.create_run(spec, kind=kind, parent_id=parent_id)
         resume = False
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from engine.errors import GraphError, SpecError
@@ -29,6 +30,17 @@ DATA_SOURCES = (
     "text",
 )
 FILE_SOURCES = {"csv", "images", "text"}
+
+
+def _parent_checkpoint() -> Field:
+    return Field(
+        "checkpoint",
+        "str",
+        None,
+        "the parent's checkpoint file this run starts from; filled in when the run is created",
+        optional=True,
+    )
+
 
 SECTIONS: dict[str, tuple[Field, ...]] = {
     "data": (
@@ -144,8 +156,181 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             "auto: single on one device, DDP on several",
             choices=("auto", "single", "ddp", "fsdp"),
         ),
+        Field(
+            "nproc_per_node",
+            "int",
+            None,
+            "processes per machine (default: one per selected GPU, or 1 on CPU)",
+            min=1,
+            max=1024,
+            optional=True,
+        ),
+        Field("nnodes", "any", "1", "machines: N, or MIN:MAX for an elastic run"),
+        Field(
+            "node_rank",
+            "int",
+            0,
+            "this machine's place (0: the launching machine, which holds the run store)",
+            min=0,
+        ),
+        Field(
+            "rdzv_endpoint",
+            "str",
+            "",
+            "HOST:PORT of the launching machine, where the others meet (needed for several machines)",
+        ),
+        Field("rdzv_id", "str", "", "rendezvous id shared by the machines (default: trainbench-run-<id>)"),
+        Field(
+            "fsdp_sharding",
+            "choice",
+            "full_shard",
+            "fsdp: shard parameters, gradients and optimizer state (full_shard), keep parameters "
+            "gathered between forward and backward (shard_grad_op), or replicate (no_shard)",
+            choices=("full_shard", "shard_grad_op", "no_shard"),
+        ),
+        Field("cpu_offload", "bool", False, "fsdp on CUDA: keep the shards in CPU memory between uses"),
+        Field(
+            "activation_checkpointing",
+            "bool",
+            False,
+            "recompute Repeat / TransformerBlock activations in backward: less memory, ~30% more compute",
+        ),
+    ),
+    "prune": (
+        Field(
+            "parent",
+            "int",
+            None,
+            "id of the completed run to prune (required for a prune run)",
+            min=1,
+            optional=True,
+        ),
+        Field(
+            "method",
+            "choice",
+            "l1",
+            "structured (removes whole channels, so the model gets smaller and faster): channels ranked by "
+            "l1 or l2 weight norm, taylor (|weight × gradient|) or random (a baseline); unstructured: "
+            "zeroes the smallest individual weights (sparse, same dense size and speed)",
+            choices=("l1", "l2", "taylor", "random", "unstructured"),
+        ),
+        Field(
+            "scope",
+            "choice",
+            "per_layer",
+            "per_layer: every layer loses the same share; global: rank across layers (uneven widths)",
+            choices=("per_layer", "global"),
+        ),
+        Field(
+            "target",
+            "choice",
+            "ratio",
+            "ratio: remove prune.ratio of the channels (or of the weights, unstructured); params / flops: "
+            "search the ratio that meets prune.max_params / prune.max_flops",
+            choices=("ratio", "params", "flops"),
+        ),
+        Field(
+            "ratio",
+            "float",
+            0.5,
+            "share of channels (structured) or weights (unstructured) to remove",
+            min=0,
+            max=1,
+            min_exclusive=True,
+            max_exclusive=True,
+        ),
+        Field("max_params", "int", None, "target params: the parameter budget", min=1, optional=True),
+        Field("max_flops", "int", None, "target flops: the budget of FLOPs per sample", min=1, optional=True),
+        Field(
+            "steps",
+            "int",
+            1,
+            "1: one-shot; N: prune in N equal steps, fine-tuning after each",
+            min=1,
+            max=100,
+        ),
+        Field(
+            "finetune_epochs",
+            "int",
+            None,
+            "fine-tuning epochs after each step (0: none; default: train.epochs); the train, optim and "
+            "schedule sections govern the fine-tuning",
+            min=0,
+            optional=True,
+        ),
+        Field(
+            "keep",
+            "any",
+            None,
+            "node ids never pruned (default: the output head, so the output keeps its size)",
+            optional=True,
+        ),
+        Field(
+            "quantize",
+            "bool",
+            False,
+            "also measure dynamic int8 quantization of the Linear/LSTM layers (CPU)",
+        ),
+        _parent_checkpoint(),
+    ),
+    "distill": (
+        Field(
+            "teacher",
+            "int",
+            None,
+            "id of the completed run to learn from (required for a distill run)",
+            min=1,
+            optional=True,
+        ),
+        Field(
+            "student",
+            "choice",
+            None,
+            "half_width / half_depth shrink the teacher's graph; model: the spec's model is the student "
+            "(default: model when one is given, else half_width)",
+            choices=("half_width", "half_depth", "model"),
+            optional=True,
+        ),
+        Field(
+            "temperature",
+            "float",
+            4.0,
+            "softens both distributions; the soft loss is scaled by T² to keep its gradients comparable",
+            min=0,
+            max=100,
+            min_exclusive=True,
+        ),
+        Field(
+            "alpha",
+            "float",
+            0.9,
+            "weight of the soft (teacher) loss; 1 − alpha weighs the task loss",
+            min=0,
+            max=1,
+        ),
+        Field(
+            "feature_teacher",
+            "str",
+            None,
+            "feature matching: a teacher node whose output the student learns to reproduce",
+            optional=True,
+        ),
+        Field(
+            "feature_student",
+            "str",
+            None,
+            "feature matching: the student node mapped onto it through a learned projection",
+            optional=True,
+        ),
+        Field(
+            "feature_weight", "float", 1.0, "weight of the feature-matching (mean squared error) loss", min=0
+        ),
+        _parent_checkpoint(),
     ),
 }
+
+# Prune and distill runs take what they omit of these from their parent run (engine.lineage).
+INHERITED = {"model": "", "source": "data"}
 
 TOP_LEVEL = (
     Field("schema", "int", SCHEMA_VERSION, "spec format version", min=1),
@@ -162,24 +347,133 @@ MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
 CROSS_CHECKS: list[Callable[[dict, list], None]] = []
 
 
+def parse_nnodes(text: str) -> tuple[int, int]:
+    """`"2"` → (2, 2); `"1:4"` → (1, 4), an elastic run that starts once one machine is there."""
+    lo, sep, hi = str(text).partition(":")
+    try:
+        low, high = int(lo), int(hi if sep else lo)
+    except ValueError:
+        raise SpecError.at("hardware.nnodes", f"must be N or MIN:MAX machines, got {text!r}") from None
+    if not 1 <= low <= high:
+        raise SpecError.at("hardware.nnodes", f"needs 1 <= MIN <= MAX, got {text!r}")
+    return low, high
+
+
+def _check_hardware(doc: dict, problems: list) -> None:
+    hw = doc["hardware"]
+    if isinstance(hw["nnodes"], int) and not isinstance(hw["nnodes"], bool):
+        hw["nnodes"] = str(hw["nnodes"])  # `--set hardware.nnodes=2` arrives as a number
+    try:
+        _, max_nodes = parse_nnodes(hw["nnodes"])
+    except SpecError as err:
+        problems.extend(err.problems)
+        return
+    many = max_nodes > 1 or (hw["nproc_per_node"] or 1) > 1
+    if hw["strategy"] == "single" and many:
+        problems.append(("hardware.strategy", "single runs one process; use auto, ddp or fsdp for several"))
+    if max_nodes > 1 and ":" not in hw["rdzv_endpoint"]:
+        problems.append(
+            ("hardware.rdzv_endpoint", "several machines need HOST:PORT of the launching machine")
+        )
+    if max_nodes == 1 and hw["node_rank"] > 0:
+        problems.append(("hardware.node_rank", f"is {hw['node_rank']} but the run has one machine"))
+    elif ":" not in str(hw["nnodes"]) and hw["node_rank"] >= max_nodes:
+        problems.append(("hardware.node_rank", f"must be below nnodes ({max_nodes})"))
+    if hw["device"] in ("cpu", "mps") and hw["gpus"]:
+        problems.append(("hardware.gpus", f"selects CUDA GPUs, but hardware.device is {hw['device']}"))
+    if hw["device"] == "mps" and (many or hw["strategy"] in ("ddp", "fsdp")):
+        problems.append(("hardware.strategy", "Apple MPS runs one process; use single"))
+    if hw["strategy"] != "fsdp":
+        if hw["cpu_offload"]:
+            problems.append(("hardware.cpu_offload", "is an fsdp option; set hardware.strategy to fsdp"))
+        if hw["fsdp_sharding"] != "full_shard":
+            problems.append(("hardware.fsdp_sharding", "is an fsdp option; set hardware.strategy to fsdp"))
+    elif hw["cpu_offload"] and hw["device"] == "cpu":
+        problems.append(
+            ("hardware.cpu_offload", "moves FSDP shards from GPU to CPU memory; on a CPU it does nothing")
+        )
+    if hw["nproc_per_node"] and hw["gpus"] and hw["nproc_per_node"] > len(hw["gpus"]):
+        problems.append(
+            (
+                "hardware.nproc_per_node",
+                f"is {hw['nproc_per_node']} but only {len(hw['gpus'])} GPU(s) are selected",
+            )
+        )
+
+
+CROSS_CHECKS.append(_check_hardware)
+
+
+def _check_lineage(doc: dict, problems: list) -> None:
+    """What a prune/distill spec can get wrong without looking at its parent run."""
+    kind = doc["task"]["kind"]
+    if kind == "train":
+        return
+    parent_field = {"prune": "parent", "distill": "teacher"}[kind]
+    if doc[kind][parent_field] is None:
+        problems.append(
+            (f"{kind}.{parent_field}", f"is required for a {kind} run (the id of a completed run)")
+        )
+    if kind == "prune":
+        p = doc["prune"]
+        if p["target"] != "ratio" and p[f"max_{p['target']}"] is None:
+            problems.append((f"prune.max_{p['target']}", f"is required when prune.target is {p['target']!r}"))
+        if p["method"] == "unstructured" and p["target"] != "ratio":
+            problems.append(
+                (
+                    "prune.target",
+                    "unstructured pruning takes a ratio (the sparsity); budgets need structured pruning",
+                )
+            )
+        keep = p["keep"]
+        if keep is not None and not (isinstance(keep, list) and all(isinstance(k, str) for k in keep)):
+            problems.append(("prune.keep", f"must be a list of node ids, got {keep!r}"))
+    else:
+        d = doc["distill"]
+        if d["student"] == "model" and doc["model"] is None:
+            problems.append(("model", "is required when distill.student is 'model' (the student graph)"))
+        if (d["feature_teacher"] is None) != (d["feature_student"] is None):
+            missing = "feature_student" if d["feature_student"] is None else "feature_teacher"
+            problems.append(
+                (f"distill.{missing}", "feature matching needs both feature_teacher and feature_student")
+            )
+
+
+CROSS_CHECKS.append(_check_lineage)
+
+
 def load_spec(path: str | Path) -> dict:
     """Read, migrate and validate a spec file; raises SpecError (or DataError for the file)."""
     path = Path(path)
     return validate_spec(read_json(path), base_dir=path.parent)
 
 
-def validate_spec(doc: dict, base_dir: str | Path | None = None) -> dict:
-    """Return the normalised spec, or raise SpecError listing every problem with its path."""
+def validate_spec(doc: dict, base_dir: str | Path | None = None, store=None) -> dict:
+    """Return the normalised spec, or raise SpecError listing every problem with its path.
+
+    A prune/distill spec may leave out `model` and `data`, which its parent run provides.
+    Given the run `store`, the parent is checked and the spec completed at once (see
+    `engine.lineage.resolve`); without one, that happens when the run starts.
+    """
     if not isinstance(doc, dict):
         raise SpecError.at("", f"a spec must be a JSON object, got {type(doc).__name__}")
     doc = migrate(copy.deepcopy(doc))
     base = Path(base_dir) if base_dir else Path.cwd()
     problems: list[tuple[str, str]] = []
+    task = doc.get("task")
+    inherits = isinstance(task, dict) and task.get("kind") in ("prune", "distill")
 
     top = {k: v for k, v in doc.items() if k not in SECTIONS}
-    out = check_fields(TOP_LEVEL, top, "", problems)
+    out = check_fields(_inheritable(TOP_LEVEL, "") if inherits else TOP_LEVEL, top, "", problems)
     for name, fields in SECTIONS.items():
-        out[name] = check_fields(fields, doc.get(name, {}), name, problems)
+        out[name] = check_fields(
+            _inheritable(fields, name) if inherits else fields, doc.get(name, {}), name, problems
+        )
+    data = doc.get("data")
+    if inherits and isinstance(data, dict) and data and "source" not in data:
+        problems.append(
+            ("data.source", "is needed with the other data fields; leave data out to use the parent's")
+        )
 
     if not isinstance(out.get("tags"), list) or not all(isinstance(t, str) for t in out.get("tags", [])):
         problems.append(("tags", "must be a list of strings"))
@@ -189,7 +483,17 @@ def validate_spec(doc: dict, base_dir: str | Path | None = None) -> dict:
         check(out, problems)
     if problems:
         raise SpecError(problems)
+    if inherits and store is not None:
+        from engine.lineage import resolve
+
+        out = resolve(out, store)
     return out
+
+
+def _inheritable(fields: tuple[Field, ...], section: str) -> tuple[Field, ...]:
+    """The fields, with those a prune/distill run may inherit from its parent made optional."""
+    names = {name for name, sec in INHERITED.items() if sec == section}
+    return tuple(replace(f, default=None, optional=True) if f.name in names else f for f in fields)
 
 
 def migrate(doc: dict) -> dict:

@@ -1,6 +1,9 @@
-"""How the processes of a run cooperate (single device, DDP, FSDP). Launching those processes
-is a separate concern (`launch`). The training loop talks to a strategy through a few hooks:
-setup, autocast/backward/step via its precision, reduce, and full state dicts for saving."""
+"""How the processes of a run cooperate (single device, DDP, FSDP). Starting those processes
+is a separate concern (`launch`); joining their process group happens in `engine.worker`.
+
+The training loop talks to a strategy through a few hooks: setup, autocast/backward/step via
+its precision, reduce, and full state dicts for saving.
+"""
 
 from __future__ import annotations
 
@@ -9,29 +12,47 @@ import torch
 from engine.errors import SpecError
 from engine.precision import Precision
 from engine.strategies.single import SingleDevice
+from engine.strategies.world import local_rank, plan_world, resolve_device_type
 
 
 def resolve_device(hardware: dict) -> torch.device:
-    want = hardware["device"]
-    if want == "auto":
-        want = "cuda" if torch.cuda.is_available() else "cpu"
-    if want == "cuda" and not torch.cuda.is_available():
-        raise SpecError.at(
-            "hardware.device", "cuda was asked for but no CUDA GPU is visible (see `trainbench devices`)"
-        )
-    if want == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise SpecError.at("hardware.device", "mps was asked for but Apple's Metal backend is not available")
-    if want == "cuda" and hardware.get("gpus"):
-        return torch.device("cuda", 0)  # CUDA_VISIBLE_DEVICES already narrowed the set
-    return torch.device(want)
+    """This process's device. A launched worker takes the GPU of its local rank
+    (CUDA_VISIBLE_DEVICES already holds the selected GPUs); a single process takes the first
+    selected GPU by its index."""
+    import torch.distributed as dist
+
+    kind = resolve_device_type(hardware)
+    if kind != "cuda":
+        return torch.device(kind)
+    if dist.is_available() and dist.is_initialized():
+        return torch.device("cuda", local_rank())
+    return torch.device("cuda", hardware["gpus"][0] if hardware.get("gpus") else 0)
 
 
 def make_strategy(spec: dict) -> SingleDevice:
+    import torch.distributed as dist
+
     hardware = spec["hardware"]
+    plan = plan_world(spec)
     device = resolve_device(hardware)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     precision = Precision(spec["train"]["precision"], device.type)
-    if hardware["strategy"] in ("auto", "single"):
-        return SingleDevice(device, precision)
-    raise SpecError.at(
-        "hardware.strategy", f"{hardware['strategy']!r} is not available in this build; use single"
+    checkpointing = hardware["activation_checkpointing"]
+    if plan.strategy == "single":
+        return SingleDevice(device, precision, checkpointing, plan.reason)
+    if not (dist.is_available() and dist.is_initialized()):
+        raise SpecError.at(
+            "hardware.strategy",
+            f"{plan.strategy} runs in processes started by `trainbench run` (torch.distributed's elastic "
+            "launcher); this process was not started that way",
+        )
+    if plan.strategy == "ddp":
+        from engine.strategies.ddp import DDP
+
+        return DDP(device, precision, checkpointing, plan.reason)
+    from engine.strategies.fsdp import FSDP
+
+    return FSDP(
+        device, precision, checkpointing, plan.reason, hardware["fsdp_sharding"], hardware["cpu_offload"]
     )

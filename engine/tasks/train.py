@@ -42,13 +42,26 @@ def seed_everything(train: dict) -> None:
 
 
 def fit(
-    ctx: RunContext, model: torch.nn.Module, data: Dataset, analysis: Analysis, loss_fn: LossFn | None = None
+    ctx: RunContext,
+    model: torch.nn.Module,
+    data: Dataset,
+    analysis: Analysis,
+    loss_fn: LossFn | None = None,
+    graph: dict | None = None,
+    aux: torch.nn.Module | None = None,
 ) -> dict:
+    """Train `model` as the spec says; returns the summary (steps, final validation metrics).
+
+    `graph` goes into every checkpoint (default: the spec's model): a pruned model or a student
+    passes its own, so its checkpoints rebuild it. `aux` is a loss's own trainable part, not the
+    model's (distillation's feature projection); see `AuxTrainer`.
+    """
     spec, train = ctx.spec, ctx.spec["train"]
+    graph = graph if graph is not None else spec["model"]
     objective = Objective(data.objective)
     loss_fn = loss_fn or (lambda out, x, y: (objective.loss(out, y), {}))
 
-    # --- where and how: device, precision, and (later) how processes cooperate
+    # --- where and how: device, precision, and how processes cooperate (single, DDP, FSDP)
     strategy = make_strategy(spec)
     device = strategy.device
     model = strategy.setup(model)
@@ -73,18 +86,22 @@ def fit(
 
     optimizer = make_optimizer(strategy.unwrap(model), spec["optim"])
     scheduler = make_scheduler(optimizer, spec["schedule"], total_steps)
+    aux = AuxTrainer(aux.to(device), spec, total_steps) if aux is not None else None
 
-    # --- resume: same weights, optimizer moments, schedule position, RNG and step count
+    # --- resume: same weights, optimizer moments, schedule position, RNG and step count;
+    # rank 0 reads the checkpoint and every other rank receives it
     step = 0
-    state = ctx.last_checkpoint() if ctx.resume else None
+    state = strategy.broadcast(ctx.last_checkpoint() if ctx.resume else None)
     if state is not None:
-        strategy.unwrap(model).load_state_dict(state["model"])
+        strategy.load_model_state(model, state["model"])
         strategy.load_optimizer_state(model, optimizer, state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         strategy.precision.load_state_dict(state.get("scaler", {}))
         torch.set_rng_state(state["rng"])
+        if aux is not None:
+            aux.load_state_dict(state["aux"])
         step = state["step"]
-        ctx.store.truncate_metrics(ctx.run_id, after_step=step)  # the steps after it are replayed
+        ctx.truncate_metrics(after_step=step)  # the steps after it are replayed
         ctx.log(f"resumed from the checkpoint at step {step}")
 
     def snapshot() -> dict:
@@ -96,7 +113,8 @@ def fit(
             "rng": torch.get_rng_state(),
             "step": step,
             "epoch": step / plan.steps_per_epoch,
-            "graph": spec["model"],
+            "graph": graph,
+            **({"aux": aux.state_dict()} if aux is not None else {}),
         }
 
     tokens = data.tokens_per_sample
@@ -113,13 +131,13 @@ def fit(
         total_steps=total_steps,
         resumed_from=step,
     )
-    ctx.store.update_summary(
-        ctx.run_id,
+    ctx.update_summary(
         params=analysis.total_params,
         flops=analysis.total_flops,
         global_batch=plan.global_batch,
         total_steps=total_steps,
         world_size=strategy.world_size,
+        strategy=strategy.name,
         dataset=data.summary(),
     )
 
@@ -129,9 +147,10 @@ def fit(
     started, start_step = time.time(), step
     window_t, window_step = time.perf_counter(), step
     last_eval: dict[str, float] = {}
+    stopping = False  # agreed by all ranks, so that they leave the loop at the same step
     model.train()
 
-    while step < total_steps and not ctx.stop_requested:
+    while step < total_steps and not stopping:
         # --- forward and backward over the micro-batches of one optimizer step
         micro = plan.micro_batches(step)
         step_loss, step_parts = 0.0, {}
@@ -149,18 +168,22 @@ def fit(
         grad_norm = None
         if spec["optim"]["grad_clip"]:
             strategy.precision.unscale(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), spec["optim"]["grad_clip"])
+            grad_norm = strategy.clip_grad_norm(model, spec["optim"]["grad_clip"])
+        if aux is not None:
+            aux.step(strategy)  # before the model's step, which may change the fp16 loss scale
         strategy.precision.step(optimizer)
         optimizer.zero_grad(set_to_none=True)
         lr = scheduler.get_last_lr()[0]
         scheduler.step()
         step += 1
 
-        # --- log: every step's loss, read back in small groups
+        # --- log: every step's loss (averaged over ranks), read back in small groups
+        step_parts = {k: strategy.reduce_mean(v) for k, v in step_parts.items()}
         pending.append((step, strategy.reduce_mean(step_loss), lr, step_parts))
         if len(pending) >= sync_every or step == total_steps:
             _flush_losses(ctx, pending, step / plan.steps_per_epoch, grad_norm)
             pending.clear()
+            stopping = strategy.any_rank(ctx.stop_requested)
             ctx.progress(step, total_steps, step / plan.steps_per_epoch, started, start_step)
             now = time.perf_counter()
             if now - window_t >= 1.0 or step == total_steps:
@@ -169,7 +192,7 @@ def fit(
                 ctx.log_metrics(step, perf)
                 window_t, window_step = now, step
 
-        # --- evaluate and checkpoint on their cadence
+        # --- evaluate (every rank, the whole validation split) and checkpoint on their cadence
         if step % eval_every == 0 and step != total_steps:
             last_eval = objective.evaluate(
                 model, x_val, y_val, train["eval_batch_size"], strategy.precision.autocast
@@ -179,6 +202,8 @@ def fit(
             ctx.save_checkpoint(snapshot(), step, "periodic", keep=spec["checkpoint"]["keep"])
 
     # --- the end: flush, final evaluation, final checkpoint (also when stopped early)
+    if stopping:
+        ctx.stop_event.set()  # a stop asked on another rank stops this one too
     if pending:
         _flush_losses(ctx, pending, step / plan.steps_per_epoch, None)
     last_eval = objective.evaluate(model, x_val, y_val, train["eval_batch_size"], strategy.precision.autocast)
@@ -195,6 +220,42 @@ def fit(
         "epochs": round(step / plan.steps_per_epoch, 3),
         **{k.replace("/", "_"): v for k, v in last_eval.items()},
     }
+
+
+class AuxTrainer:
+    """Trainable modules that belong to the loss, not to the model (distillation's feature
+    projection). They step beside the model with the same optimizer settings and schedule but
+    in an optimizer of their own, since checkpoints key the model's optimizer state by the
+    model's parameter names; they are saved as `aux` in checkpoints so a resume restores them,
+    and never become part of the exported model."""
+
+    def __init__(self, module: torch.nn.Module, spec: dict, total_steps: int):
+        self.module = module
+        self.optimizer = make_optimizer(module, spec["optim"])
+        self.scheduler = make_scheduler(self.optimizer, spec["schedule"], total_steps)
+
+    def step(self, strategy) -> None:
+        scaler = strategy.precision.scaler
+        scale = scaler.get_scale() if scaler else 1.0
+        grads = [p.grad for p in self.module.parameters() if p.grad is not None]
+        for g in grads:  # averaged over processes like the model's; fp16 loss scale removed
+            g.copy_(strategy.reduce_mean(g) / scale)
+        if all(bool(torch.isfinite(g).all()) for g in grads):  # an fp16 overflow skips the step
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+
+    def state_dict(self) -> dict:
+        return {
+            "module": {k: v.detach().cpu() for k, v in self.module.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.module.load_state_dict(state["module"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
 
 
 def _flush_losses(ctx: RunContext, pending, epoch: float, grad_norm) -> None:

@@ -1,0 +1,1 @@
+"""The Experiments area: browse and compare finished runs (issue 8)."""

@@ -1,0 +1,87 @@
+"""One process of a multi-process run, as started by torch.distributed's elastic launcher:
+
+    trainbench worker --db DB --run ID --node-rank 0 [--events TARGET]   (the launching machine)
+    trainbench worker --spec FILE --node-rank N [--set PATH=VALUE ...]   (a machine that joins)
+
+Every process joins the process group (rank 0 always on the launching machine, see
+`join_process_group`) and checks that all machines train the same spec. Rank 0 then claims the
+queued run and records it exactly as a single-process run does (`execute`: store, event stream,
+log, checkpoints); the other ranks compute only (`follow`). A failing worker exits non-zero with
+its traceback in torchelastic's error file, from which the launcher names it in `runs.error`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+from engine.errors import SpecError
+
+
+def run_worker(
+    *,
+    node_rank: int,
+    db: str | None = None,
+    run_id: int | None = None,
+    spec_file: str | None = None,
+    sets: list[str] = (),
+    events_target: str | None = None,
+    echo: bool = False,
+    listeners=(),
+) -> int:
+    import torch
+    import torch.distributed as dist
+
+    from engine.devices import resource_samplers
+    from engine.events import EventStream
+    from engine.runner import execute, follow
+    from engine.store import RunStore
+    from engine.strategies.world import check_same_spec, join_process_group, local_rank, plan_world
+
+    die_with_launcher()
+    spec = RunStore(db).get_run(run_id)["spec"] if db else _read_spec(spec_file, sets)
+    plan = plan_world(spec)
+    if plan.device_type == "cuda":
+        torch.cuda.set_device(local_rank())  # before NCCL: each process owns its GPU
+    rank = join_process_group(plan.backend, node_rank)
+    try:
+        check_same_spec(spec)
+        if rank != 0:
+            follow(spec)
+            return 0
+        if db is None:
+            raise SpecError.at(
+                "hardware.node_rank",
+                "rank 0 must run on the launching machine (node rank 0), which holds the run store",
+            )
+        events = EventStream.open(events_target)
+        events.listeners.extend(listeners)
+        _, status = execute(db, resume_run=run_id, events=events, echo=echo, samplers=resource_samplers(plan))
+        # Non-zero makes the agent stop the other ranks at once, instead of their waiting on us.
+        return 0 if status in ("completed", "stopped") else 1
+    finally:
+        dist.destroy_process_group()
+
+
+def _read_spec(path: str, sets: list[str]) -> dict:
+    from engine.cli import apply_overrides
+    from engine.jsonfile import read_json
+    from engine.spec import validate_spec
+
+    return validate_spec(apply_overrides(read_json(Path(path)), list(sets)), base_dir=Path(path).parent)
+
+
+def die_with_launcher() -> None:
+    """Ask Linux to send this process SIGTERM when its launcher dies (even by SIGKILL), so no
+    worker trains on as an orphan; SIGTERM stops a run cleanly at the next step."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    expected = os.environ.get("TRAINBENCH_LAUNCHER_PID")
+    if expected and os.getppid() != int(expected):  # it died before we asked
+        os.kill(os.getpid(), signal.SIGTERM)
