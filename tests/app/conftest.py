@@ -13,7 +13,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from app import settings
-from tests.app.runs_fixtures import runs_area  # noqa: F401  (the Runs area tests' fixture)
+from tests.app.runs_fixtures import one_thread_engines, runs_area  # noqa: F401  (the Runs area tests' fixtures)
 
 Button = QMessageBox.StandardButton
 

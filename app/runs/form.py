@@ -1,0 +1,757 @@
+"""The run setup form, generated from the engine's spec registry (`engine.spec.SECTIONS`).
+
+Every section and field the engine declares gets an editor, so a field added to the registry
+appears here with no change to this file. Layout follows a few conventions of the registry
+rather than lists of names:
+
+- A section named after a task kind (`prune`, `distill`) is shown for that kind only.
+- A field whose help starts with a choice of a sibling field — "csv: …", "fsdp: …",
+  "sgd momentum", "adam/adamw betas", "target params: …" — applies only while that choice is
+  selected, and is hidden otherwise (unless it is set or has a problem, so nothing is hidden
+  that matters).
+
+State lives in `RunSpecModel`; each problem the engine reports appears beside the field its
+dotted path names, and Start stays disabled until the engine accepts the spec.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QThreadPool, Signal
+from PySide6.QtGui import QFontDatabase, QGuiApplication
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QRadioButton,
+    QScrollArea,
+    QSizePolicy,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import theme
+from app.runs.background import LatestJob
+from app.runs.data_preview import DataPreview, resolve_data_paths
+from app.runs.field_editors import FieldEditor, PathEditor, RunPickerEditor, make_editor
+from app.runs.hardware import DeviceDetector, DeviceList, describe_fit, estimate_fit, join_command
+from app.runs.schedule_plot import SchedulePlot
+from app.runs.spec_model import RunSpecModel, field_at, field_path, inherits
+from engine.errors import TrainbenchError
+from engine.fields import Field, check_fields
+from engine.jsonfile import read_json
+from engine.spec import FILE_SOURCES, SECTIONS, TOP_LEVEL
+
+SECTION_TITLES = {
+    "data": "Data",
+    "task": "Task",
+    "optim": "Optimizer",
+    "schedule": "Schedule",
+    "train": "Training",
+    "checkpoint": "Checkpoints",
+    "hardware": "Hardware",
+    "prune": "Pruning",
+    "distill": "Distillation",
+}
+# Cards: (title, sections side by side, visual beside them). Sections the engine adds later
+# get a card of their own after these.
+CARDS = (
+    ("Data", ("data",), "preview"),
+    ("Task", ("task",), None),
+    ("Optimizer and schedule", ("optim", "schedule"), "lr"),
+    ("Training", ("train", "checkpoint"), None),
+    ("Hardware", ("hardware",), "machines"),
+)
+LABELS = {
+    "lr": "Learning rate",
+    "grad_clip": "Gradient clip",
+    "grad_accum": "Accumulation",
+    "max_steps": "Max steps",
+    "val_fraction": "Validation share",
+    "split_seed": "Split seed",
+    "eval_every": "Evaluate every",
+    "eval_batch_size": "Eval batch size",
+    "every": "Save every",
+    "keep": "Keep",
+    "min_lr_ratio": "Min LR ratio",
+    "warmup_steps": "Warm-up steps",
+    "step_size": "Step size",
+    "nproc_per_node": "Processes/machine",
+    "nnodes": "Machines",
+    "node_rank": "Node rank",
+    "rdzv_endpoint": "Rendezvous",
+    "rdzv_id": "Rendezvous id",
+    "fsdp_sharding": "FSDP sharding",
+    "cpu_offload": "CPU offload",
+    "activation_checkpointing": "Act. checkpointing",
+    "finetune_epochs": "Fine-tune epochs",
+    "max_params": "Max params",
+    "max_flops": "Max FLOPs",
+    "feature_teacher": "Teacher feature",
+    "feature_student": "Student feature",
+    "feature_weight": "Feature weight",
+}
+DEVICE_FIELDS = ("device", "gpus")  # hardware fields drawn by the device checklist
+MACHINE_FIELDS = ("nnodes", "node_rank", "rdzv_endpoint", "rdzv_id")  # the "several machines" box
+PARENT_FIELDS = {("prune", "parent"), ("distill", "teacher")}
+SKIP_TOP = ("schema", "model")
+HINT = "Focus a field to see what it does. Every value is checked by the engine as you type."
+GRID_WIDTH = 500  # a column of fields; wider screens give the room to the previews
+
+
+def task_sections() -> list[str]:
+    """Sections named after a task kind other than the default (prune, distill): each belongs
+    to its kind and is shown for it only."""
+    kind = field_at("task.kind")
+    if kind is None:
+        return []
+    return [k for k in kind.choices if k in SECTIONS and k != kind.default]
+
+
+def label_for(name: str) -> str:
+    return LABELS.get(name) or name.replace("_", " ").capitalize()
+
+
+def _condition(fields: tuple[Field, ...], f: Field) -> tuple[str, set] | None:
+    """(sibling choice field, its values) under which `f` applies, read from the start of the
+    field's help; None when it always applies. See the module docstring."""
+    head, colon, _ = f.help.partition(":")
+    words = head.lower().split() if colon and len(head.split()) <= 3 else f.help.lower().split()[:1]
+    if not words or words[0] in f.choices:  # "auto: …" explains the field's own choice
+        return None
+    choices = {
+        o.name: [c for c in o.choices if isinstance(c, str)]
+        for o in fields
+        if o is not f and o.kind == "choice"
+    }
+    joined = "_".join(words)  # "synthetic classification" → synthetic_classification
+    first = set(words[0].split("/"))  # "adam/adamw betas"
+    for name, values in choices.items():
+        if joined in values:
+            return name, {joined}
+        if words[0] == name and len(words) > 1 and words[1] in values:  # "target params: …"
+            return name, {words[1]}
+        hits = {c for c in values if c in first or any(c.startswith(f"{t}_") for t in first)}
+        if hits:  # "sgd momentum", "fsdp on CUDA: …", "synthetic: …"
+            return name, hits
+    return None
+
+
+class _Row:
+    def __init__(self, section: str, f: Field, label: QLabel, editor: FieldEditor):
+        self.section, self.field, self.label, self.editor = section, f, label, editor
+        self.path = f"{section}.{f.name}" if section else f.name
+        self.condition = _condition(SECTIONS.get(section, TOP_LEVEL), f)
+
+    def set_visible(self, on: bool) -> None:
+        self.label.setVisible(on)
+        self.editor.setVisible(on)
+
+
+class Card(QFrame):
+    def __init__(self, title: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("formCard")
+        self.title = QLabel(title, objectName="cardTitle")
+        self.problems = QLabel(objectName="fieldError", wordWrap=True)
+        self.problems.hide()
+        self.body = QHBoxLayout()
+        self.body.setSpacing(28)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(18, 14, 18, 16)
+        layout.setSpacing(10)
+        layout.addWidget(self.title)
+        layout.addLayout(self.body)
+        layout.addWidget(self.problems)
+
+    def add_grid(self, subtitle: str | None = None) -> QGridLayout:
+        host = QWidget()
+        host.setMaximumWidth(GRID_WIDTH)
+        box = QVBoxLayout(host)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(6)
+        if subtitle:
+            box.addWidget(QLabel(subtitle.upper(), objectName="groupTitle"))
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(12)
+        grid.setVerticalSpacing(7)
+        grid.setColumnMinimumWidth(0, 128)
+        grid.setColumnStretch(1, 1)
+        box.addLayout(grid)
+        box.addStretch(1)
+        self.body.addWidget(host, 3)
+        return grid
+
+    def show_problems(self, messages: list[str]) -> None:
+        self.problems.setText("\n".join(messages))
+        self.problems.setVisible(bool(messages))
+
+
+class RunForm(QWidget):
+    start_requested = Signal(dict)  # the normalised spec
+    queue_requested = Signal(dict)
+
+    def __init__(
+        self,
+        model: RunSpecModel,
+        completed_runs: Callable[[], list[dict]] = lambda: [],
+        parent: QWidget | None = None,
+    ):
+        super().__init__(parent)
+        self.setObjectName("runForm")
+        self.model = model
+        self.completed_runs = completed_runs
+        # One worker, so jobs run in order: the memory estimate (which imports torch) counts the
+        # data set the preview loaded, and two big imports never compete for the GIL.
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)
+        self.rows: dict[str, _Row] = {}
+        self.cards: dict[str, Card] = {}  # by section
+        self.pickers: list[RunPickerEditor] = []
+        self.detector = DeviceDetector.shared()
+        self._memory_job = LatestJob(self.pool, self)
+        self._memory_job.finished.connect(self._show_fit)
+
+        self._build_header()
+        self.tabs = QTabWidget(objectName="formTabs", documentMode=True)
+        self.tabs.addTab(self._build_form(), "Form")
+        self.tabs.addTab(self._build_json(), "JSON")
+        self.tabs.currentChanged.connect(lambda _i: self._update_json())
+        self.hint = QLabel(HINT, objectName="formHint", wordWrap=True)
+        self.hint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.header)
+        layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.hint)
+
+        model.changed.connect(self._on_changed)
+        model.validated.connect(self._on_validated)
+        self.detector.ready.connect(self._on_devices)
+        self.preview.loaded.connect(self._on_preview)
+        self._on_changed("")
+        self._on_validated()
+
+    # ------------------------------------------------------------ building
+
+    def _build_header(self) -> None:
+        self.header = QFrame(objectName="formHeader")
+        title = QLabel("New run", objectName="pageTitle")
+        self.status = QLabel(objectName="formStatus")
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status.setSizePolicy(
+            QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred
+        )  # long: clipped, full in its tooltip
+        self.load_button = QPushButton("Load spec…", objectName="loadSpec")
+        self.save_button = QPushButton("Save spec…", objectName="saveSpec")
+        self.queue_button = QPushButton("Add to queue", objectName="queueButton")
+        self.queue_button.setToolTip("Start when the runs going now end (at once when none is)")
+        self.start_button = QPushButton("Start run", objectName="startButton")
+        self.start_button.setToolTip("Start the run in the background (Ctrl+Return)")
+        self.start_button.setShortcut("Ctrl+Return")
+        self.load_button.clicked.connect(self.load_spec)
+        self.save_button.clicked.connect(self.save_spec)
+        self.start_button.clicked.connect(lambda: self._submit(self.start_requested))
+        self.queue_button.clicked.connect(lambda: self._submit(self.queue_requested))
+        top = QHBoxLayout()
+        top.addWidget(title)
+        top.addSpacing(12)
+        top.addWidget(self.status, 1)
+        for b in (self.load_button, self.save_button):
+            top.addWidget(b)
+        top.addSpacing(12)
+        top.addWidget(self.queue_button)
+        top.addWidget(self.start_button)
+        layout = QVBoxLayout(self.header)
+        layout.setContentsMargins(20, 12, 20, 10)
+        layout.addLayout(top)
+
+    def _build_form(self) -> QWidget:
+        content = QWidget(objectName="formContent")
+        column = QVBoxLayout(content)
+        column.setContentsMargins(20, 14, 20, 20)
+        column.setSpacing(14)
+
+        run_card = Card("Run")
+        grid = run_card.add_grid()
+        for f in TOP_LEVEL:
+            if f.name not in SKIP_TOP:
+                self._add_row(grid, "", f)
+        self._build_model_box(run_card)
+        column.addWidget(run_card)
+
+        placed: set[str] = set()
+        for title, sections, visual in CARDS:
+            sections = tuple(s for s in sections if s in SECTIONS)
+            if not sections:
+                continue
+            column.addWidget(self._build_card(title, sections, visual))
+            placed.update(sections)
+            if "task" in sections:  # each task kind's own section right below the task
+                for kind in task_sections():
+                    column.addWidget(self._build_card(SECTION_TITLES.get(kind, kind.title()), (kind,), None))
+                    placed.add(kind)
+        for name in SECTIONS:
+            if name not in placed:
+                column.addWidget(self._build_card(SECTION_TITLES.get(name, label_for(name)), (name,), None))
+        column.addStretch(1)
+
+        scroll = QScrollArea(objectName="formScroll")
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(content)
+        self.scroll = scroll
+        return scroll
+
+    def _build_card(self, title: str, sections: tuple[str, ...], visual: str | None) -> Card:
+        card = Card(title)
+        for section in sections:
+            self.cards[section] = card
+            grid = card.add_grid(SECTION_TITLES.get(section) if len(sections) > 1 else None)
+            fields = SECTIONS[section]
+            if section == "hardware":
+                self._add_device_list(grid, fields)
+            for f in fields:
+                if section == "hardware" and f.name in DEVICE_FIELDS + MACHINE_FIELDS:
+                    continue
+                self._add_row(grid, section, f)
+        if visual == "preview":
+            self.preview = DataPreview(self.pool)
+            self.preview.setMinimumWidth(380)
+            card.body.addWidget(self.preview, 4)
+        elif visual == "lr":
+            self.schedule_plot = SchedulePlot()
+            self.schedule_plot.setMinimumWidth(340)
+            card.body.addWidget(self.schedule_plot, 4)
+        elif visual == "machines":
+            card.body.addWidget(self._build_machines_box(), 4)
+        else:
+            card.body.addStretch(1)
+        return card
+
+    def _add_row(self, grid: QGridLayout, section: str, f: Field) -> _Row:
+        path = f"{section}.{f.name}" if section else f.name
+        if (section, f.name) in PARENT_FIELDS:
+            editor = RunPickerEditor(path, f)
+            self.pickers.append(editor)
+        elif path == "data.path":
+            editor = PathEditor(path, f, folder=lambda: self.model.value("data.source") == "images")
+        else:
+            editor = make_editor(path, f)
+        label = QLabel(label_for(f.name), objectName="fieldLabel")
+        label.setToolTip(f"{path}\n{f.help}")
+        label.setBuddy(editor.widget)
+        r = grid.rowCount()
+        grid.addWidget(label, r, 0, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        grid.addWidget(editor, r, 1)
+        editor.edited.connect(self.model.set)
+        editor.focused.connect(self._show_hint)
+        row = _Row(section, f, label, editor)
+        self.rows[path] = row
+        return row
+
+    def _add_device_list(self, grid: QGridLayout, fields: tuple[Field, ...]) -> None:
+        by_name = {f.name: f for f in fields}
+        if "device" not in by_name:
+            return
+        self.devices = DeviceList(by_name["device"])
+        self.devices.edited.connect(self.model.set)
+        self.devices.focused.connect(self._show_hint)
+        label = QLabel("Devices", objectName="fieldLabel")
+        label.setToolTip("hardware.device, hardware.gpus")
+        grid.addWidget(label, 0, 0, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        grid.addWidget(self.devices, 0, 1)
+        self.device_row = _Row("hardware", by_name["device"], label, self.devices)
+
+    def _build_machines_box(self) -> QWidget:
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(6)
+        layout.addWidget(QLabel("SEVERAL MACHINES", objectName="groupTitle"))
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(12)
+        grid.setVerticalSpacing(7)
+        grid.setColumnMinimumWidth(0, 128)
+        grid.setColumnStretch(1, 1)
+        for f in SECTIONS["hardware"]:
+            if f.name in MACHINE_FIELDS:
+                self._add_row(grid, "hardware", f)
+        layout.addLayout(grid)
+        self.join_label = QLabel("Run this on each other machine (node rank 1, 2, …):", objectName="subtle")
+        self.join_command = QLineEdit(objectName="joinCommand", readOnly=True)
+        self.join_command.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        copy = QPushButton("Copy", objectName="copyJoin")
+        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.join_command.text()))
+        join_row = QHBoxLayout()
+        join_row.addWidget(self.join_command, 1)
+        join_row.addWidget(copy)
+        self.join_box = QWidget()
+        join_layout = QVBoxLayout(self.join_box)
+        join_layout.setContentsMargins(0, 4, 0, 0)
+        join_layout.addWidget(self.join_label)
+        join_layout.addLayout(join_row)
+        layout.addWidget(self.join_box)
+        layout.addSpacing(8)
+        layout.addWidget(QLabel("MEMORY", objectName="groupTitle"))
+        self.memory = QLabel(objectName="memoryFit", wordWrap=True)
+        self.memory.setTextFormat(Qt.TextFormat.RichText)
+        self.memory.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.memory)
+        layout.addStretch(1)
+        return box
+
+    def _build_model_box(self, card: Card) -> None:
+        box = QVBoxLayout()
+        box.setSpacing(6)
+        box.addWidget(QLabel("MODEL", objectName="groupTitle"))
+        self.model_buttons = QButtonGroup(self)
+        self.model_radios: dict[str, QRadioButton] = {}
+        for key, text in (
+            ("designer", "The designer's model"),
+            ("file", "A graph file"),
+            ("inline", "The model in the loaded spec"),
+            ("parent", "The parent run's model"),
+        ):
+            radio = QRadioButton(text, objectName=f"model:{key}")
+            self.model_radios[key] = radio
+            self.model_buttons.addButton(radio)
+            radio.toggled.connect(lambda on, k=key: on and self._choose_model(k))
+            row = QHBoxLayout()
+            row.addWidget(radio)
+            if key == "designer":
+                refresh = QPushButton("Refresh", objectName="refreshModel")
+                refresh.setToolTip("Take the designer's graph as it is now")
+                refresh.clicked.connect(lambda: self.model.refresh_model())
+                row.addWidget(refresh)
+            elif key == "file":
+                self.model_file = QLabel(objectName="subtle")
+                self.model_file.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+                browse = QPushButton("Browse…", objectName="browseModel")
+                browse.clicked.connect(self._browse_model)
+                row.addWidget(self.model_file, 1)
+                row.addWidget(browse)
+            row.addStretch(1)
+            box.addLayout(row)
+        self.model_summary = QLabel(objectName="modelSummary", wordWrap=True)
+        self.model_problems = QLabel(objectName="fieldError", wordWrap=True)
+        box.addWidget(self.model_summary)
+        box.addWidget(self.model_problems)
+        box.addStretch(1)
+        card.body.addLayout(box, 4)
+
+    def _build_json(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(20, 12, 20, 16)
+        bar = QHBoxLayout()
+        self.json_complete = QCheckBox("Complete spec (every default filled in, as the run records it)")
+        self.json_complete.toggled.connect(lambda _on: self._update_json())
+        copy = QPushButton("Copy")
+        copy.clicked.connect(lambda: QGuiApplication.clipboard().setText(self.json_view.toPlainText()))
+        bar.addWidget(self.json_complete)
+        bar.addStretch(1)
+        bar.addWidget(copy)
+        self.json_view = QPlainTextEdit(objectName="specJson", readOnly=True)
+        self.json_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        layout.addLayout(bar)
+        layout.addWidget(self.json_view, 1)
+        return page
+
+    # ------------------------------------------------------------ model → widgets
+
+    def _on_changed(self, path: str) -> None:
+        rows = (
+            self.rows.values()
+            if not path or path == "model"
+            else [r for p, r in self.rows.items() if p == path]
+        )
+        for row in rows:
+            row.editor.show_value(self.model.value(row.path), self.model.is_set(row.path))
+        if not path or path.startswith("hardware."):
+            self.devices.show_value(self.model.value("hardware.device"), self.model.is_set("hardware.device"))
+            self.devices.show_gpus(self.model.value("hardware.gpus"))
+        if not path or path == "model":
+            radio = self.model_radios[self.model.model_source]
+            radio.blockSignals(True)
+            radio.setChecked(True)
+            radio.blockSignals(False)
+            self.model_file.setText(str(self.model.model_path) if self.model.model_path else "none chosen")
+        self._update_visibility()
+
+    def _update_visibility(self) -> None:
+        kind = self.model.value("task.kind")
+        problems = self.model.all_problems()
+        problem_fields = {field_path(p) for p in problems}
+        for section in task_sections():
+            self.cards[section].setVisible(section == kind)
+        for row in self.rows.values():
+            applies = True
+            if row.condition is not None:
+                other, values = row.condition
+                applies = self.model.value(f"{row.section}.{other}" if row.section else other) in values
+            if row.path == "data.path":
+                applies = self.model.value("data.source") in FILE_SOURCES
+            if row.section == "data" and inherits(self.model.doc) and self.model.value("data.source") is None:
+                applies = row.field.name == "source"
+            changed = self.model.is_set(row.path) and self.model.value(row.path) != row.field.default
+            row.set_visible(applies or changed or row.path in problem_fields)
+        derived = inherits(self.model.doc)
+        self.model_radios["parent"].setVisible(derived)
+        self.model_radios["inline"].setVisible(self.model.model_source == "inline" or "model" in problems)
+
+    def _on_validated(self) -> None:
+        model = self.model
+        problems = model.all_problems()
+        shown: set[str] = set()
+        for path, row in self.rows.items():
+            messages = [m for p, ms in problems.items() if field_path(p) == path for m in ms]
+            row.editor.show_problems(messages)
+            if messages:
+                shown.update(p for p in problems if field_path(p) == path)
+        device_msgs = [m for p in ("hardware.device", "hardware.gpus") for m in problems.get(p, [])]
+        self.devices.show_problems(device_msgs)
+        shown.update(("hardware.device", "hardware.gpus"))
+        model_msgs = [
+            f"{p}: {m}" if p != "model" else m
+            for p, ms in problems.items()
+            if p == "model" or p.startswith("model.")
+            for m in ms
+        ]
+        shown.update(p for p in problems if p == "model" or p.startswith("model."))
+        self.model_problems.setText("\n".join(model_msgs))
+        self.model_problems.setVisible(bool(model_msgs))
+        # what no editor shows goes on the card of its section (or the Run card)
+        per_card: dict[int, list[str]] = {}
+        for p, ms in problems.items():
+            if p in shown:
+                continue
+            card = self.cards.get(p.split(".", 1)[0])
+            per_card.setdefault(id(card), []).extend(f"{p}: {m}" if p else m for m in ms)
+        for card in {id(c): c for c in self.cards.values()}.values():
+            card.show_problems(per_card.get(id(card), []))
+        self._update_visibility()
+        self._update_status(problems)
+        self._update_model_summary()
+        self._request_previews()
+        self._update_machines()
+        if self.tabs.currentIndex() == 1:
+            self._update_json()
+
+    def _update_status(self, problems: dict[str, list[str]]) -> None:
+        valid = self.model.valid
+        self.start_button.setEnabled(valid)
+        self.queue_button.setEnabled(valid)
+        if valid:
+            self.status.setText("✔ Ready to start")
+            self.status.setProperty("state", "ok")
+        else:
+            n = sum(len(m) for m in problems.values()) or 1
+            first = next(iter(problems.items()), None)
+            detail = (
+                f" — {first[0]}: {first[1][0]}"
+                if first and first[0]
+                else (f" — {first[1][0]}" if first else "")
+            )
+            self.status.setText(f"✖ {n} problem{'s' if n != 1 else ''}{detail}")
+            self.status.setProperty("state", "error")
+        self.status.setToolTip("\n".join(f"{p}: {m}" for p, ms in problems.items() for m in ms))
+        self.status.style().unpolish(self.status)
+        self.status.style().polish(self.status)
+
+    def _update_model_summary(self) -> None:
+        from app.designer.display import count
+        from engine.errors import GraphError
+        from engine.graph import Graph, analyze
+
+        source = self.model.model_source
+        if source == "parent":
+            self.model_summary.setText("The run starts from its parent's trained model.")
+            return
+        model = (self.model.spec or {}).get("model") if self.model.spec else None
+        if model is None and isinstance(self.model.doc.get("model"), dict):
+            model = self.model.doc["model"]
+        if model is None:
+            self.model_summary.setText(
+                "No model yet." if source != "designer" else "The designer has no model."
+            )
+            return
+        try:
+            analysis = analyze(Graph.from_dict(model))
+        except GraphError:
+            self.model_summary.setText("")
+            return
+        inputs = [str(i.out) for i in analysis.nodes.values() if i.op == "Input" and i.out is not None]
+        out = str(analysis.output_type) if analysis.output_type else "?"
+        self.model_summary.setText(
+            f"<b>{model.get('name') or 'model'}</b> · {len(analysis.nodes)} nodes · "
+            f"{count(analysis.total_params)} parameters · {count(analysis.total_flops)} FLOPs/sample · "
+            f"{' + '.join(inputs) or '?'} → {out}"
+        )
+
+    def _checked(self, section: str) -> dict | None:
+        """A section as the engine normalises it, or None while it has problems."""
+        if self.model.spec is not None:
+            return self.model.spec[section]
+        problems: list = []
+        out = check_fields(SECTIONS[section], self.model.doc.get(section, {}), section, problems)
+        return None if problems else out
+
+    def _request_previews(self) -> None:
+        data = self._checked("data")
+        if data is not None and data.get("source") is None:
+            self.preview.request(None, "auto")
+            self.preview.message.setText("The run uses its parent's data.")
+        else:
+            task = self._checked("task") or {}
+            self.preview.request(
+                resolve_data_paths(data, self.model.base_dir) if data else None, task.get("objective", "auto")
+            )
+        optim = self._checked("optim") or {}
+        self.schedule_plot.request(
+            self._checked("schedule"),
+            optim.get("lr"),
+            self._checked("train") or {},
+            (self.preview.summary or {}).get("train_samples"),
+        )
+
+    def _on_preview(self, summary: dict | None, error: str | None) -> None:
+        self.model.set_extra_problems({"data": [f"the data cannot be loaded: {error}"]} if error else {})
+        if summary:
+            self._request_previews()
+            self._update_machines()  # the estimate now counts the data set
+
+    def _update_machines(self) -> None:
+        hardware = self._checked("hardware") or {}
+        command = join_command(self.model.file, hardware) if hardware else None
+        self.join_box.setVisible(command is not None)
+        if command:
+            self.join_command.setText(command)
+            self.join_label.setText(
+                "Run this on each other machine, with node rank 1, 2, …"
+                + ("" if self.model.file else " (save the spec first and copy it to each machine)")
+            )
+        spec = self.model.spec
+        if spec is None:
+            self.memory.setText("The estimate follows once the spec is valid.")
+        elif spec.get("model") is None:
+            self.memory.setText(
+                "The model comes from the parent run; its memory is estimated when the run starts."
+            )
+        elif self.preview.busy:  # estimated once the data is in (it counts the data set's bytes)
+            self.memory.setText("Estimating once the data is loaded…")
+        else:
+            dataset = self.preview.dataset
+            if not self._memory_job.busy:
+                self.memory.setText("Estimating…")
+            self._memory_job.submit(lambda: estimate_fit(spec, dataset))
+
+    def _show_fit(self, estimate, error) -> None:
+        if error is not None:
+            self.memory.setText(f"No estimate: {error}")
+            return
+        t = theme.current()
+        self.memory.setText(describe_fit(estimate, {"ok": t.ok, "error": t.error, "subtext": t.subtext}))
+
+    def _update_json(self) -> None:
+        if self.tabs.currentIndex() != 1:
+            return
+        doc = (
+            self.model.spec if (self.json_complete.isChecked() and self.model.spec) else self.model.document()
+        )
+        self.json_view.setPlainText(json.dumps(doc, indent=2))
+
+    def _show_hint(self, path: str) -> None:
+        f = field_at(path)
+        if f is None:
+            return
+        rng = f.describe_range()
+        default = "" if f.required or f.default is None else f" · default {f.default!r}"
+        self.hint.setText(f"<b>{path}</b> — {f.help}" + (f" ({rng})" if rng else "") + default)
+
+    def _on_devices(self, report: dict) -> None:
+        self.devices.set_report(report)
+        self._update_machines()
+
+    # ------------------------------------------------------------ actions
+
+    def _choose_model(self, source: str) -> None:
+        if source == "file" and self.model.model_path is None:
+            if not self._browse_model():
+                self.model_radios[self.model.model_source].setChecked(True)
+            return
+        self.model.set_model_source(source)
+
+    def _browse_model(self) -> bool:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open a model graph", "", "Model graphs (*.json);;All files (*)"
+        )
+        if path:
+            self.model.set_model_source("file", path)
+        return bool(path)
+
+    def _submit(self, signal) -> None:
+        self.model.refresh_model()
+        if self.model.valid:
+            signal.emit(self.model.spec)
+
+    def load_spec(self, path: str | Path | None = None) -> bool:
+        if not path:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Load a run spec", "", "Run specs (*.json);;All files (*)"
+            )
+            if not path:
+                return False
+        path = Path(path)
+        try:
+            doc = read_json(path)
+        except TrainbenchError as err:
+            QMessageBox.warning(self, "Cannot load the spec", str(err))
+            return False
+        self.model.replace(doc, base_dir=path.parent, file=path)
+        return True
+
+    def save_spec(self, path: str | Path | None = None) -> bool:
+        if not path:
+            suggested = str(self.model.file or f"{self.model.value('name') or 'run'}.json")
+            path, _ = QFileDialog.getSaveFileName(self, "Save the run spec", suggested, "Run specs (*.json)")
+            if not path:
+                return False
+        path = Path(path)
+        path.write_text(json.dumps(self.model.document(), indent=2) + "\n", encoding="utf-8")
+        self.model.file = path
+        self._update_machines()
+        return True
+
+    # ------------------------------------------------------------ lifecycle
+
+    def refresh_runs(self) -> None:
+        """Re-read the completed runs offered as parents and teachers."""
+        rows = self.completed_runs()
+        for picker in self.pickers:
+            picker.set_runs(rows)
+            picker.show_value(self.model.value(picker.path), self.model.is_set(picker.path))
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self.detector.request()
+        self.refresh_runs()
+        self.model.refresh_model()
+
+    def shutdown(self) -> None:
+        """Wait for background jobs (a preview, a schedule) before the widgets go away."""
+        self.pool.clear()
+        self.pool.waitForDone(5000)

@@ -1,0 +1,233 @@
+"""The hardware part of the run form: the machine's devices as a checklist, the command other
+machines run to join a multi-machine run, and the memory-fit estimate.
+
+Devices come from `trainbench devices --json`, run once per app session in a QProcess, and the
+estimate from `engine.memory` in a worker thread: both import torch (~2 s), which must not
+happen on the UI thread.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shlex
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QProcess, Qt, Signal
+from PySide6.QtWidgets import QListWidget, QListWidgetItem, QWidget
+
+from app.runs.field_editors import FieldEditor
+from app.runs.spec_model import UNSET
+from engine.cli import command_line
+from engine.fields import Field
+from engine.spec import parse_nnodes
+
+
+def _gib(n: int | None) -> str:
+    if not n:
+        return "?"
+    return f"{n / 2**30:.1f} GiB" if n >= 2**28 else f"{n / 2**20:.0f} MiB"
+
+
+class DeviceDetector(QObject):
+    """This machine's device report, fetched once per app in a background process."""
+
+    ready = Signal(object)  # the report dict (see engine.devices.report), or {} when it failed
+
+    _shared: DeviceDetector | None = None
+
+    @classmethod
+    def shared(cls) -> DeviceDetector:
+        if cls._shared is None:
+            cls._shared = cls()
+        return cls._shared
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.report: dict | None = None
+        self._proc: QProcess | None = None
+
+    def request(self) -> None:
+        """Start detecting (once); `ready` follows, at once if the report is known."""
+        if self.report is not None:
+            self.ready.emit(self.report)
+            return
+        if self._proc is not None:
+            return
+        argv = command_line("devices", "--json")
+        self._proc = QProcess(self)
+        self._proc.setProgram(argv[0])
+        self._proc.setArguments(argv[1:])
+        self._proc.finished.connect(self._done)
+        self._proc.errorOccurred.connect(
+            lambda err: err == QProcess.ProcessError.FailedToStart and self._done()
+        )
+        self._proc.start()
+
+    def _done(self, *_args) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            self.report = json.loads(proc.readAllStandardOutput().data().decode() or "{}")
+        except ValueError:
+            self.report = {}
+        proc.deleteLater()
+        self.ready.emit(self.report)
+
+    def shutdown(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.waitForFinished(1000)
+
+
+class DeviceList(FieldEditor):
+    """`hardware.device` and `hardware.gpus` as one checklist of the detected devices: automatic,
+    the CPU, each CUDA GPU (name, free memory), Apple MPS. GPUs may be checked together; the CPU,
+    MPS and automatic exclude the rest."""
+
+    def __init__(self, field: Field, parent: QWidget | None = None):
+        self.report: dict | None = None
+        self._device, self._gpus = "auto", None
+        super().__init__("hardware.device", field, parent)
+        self._rebuild()
+
+    def _make_widget(self) -> QWidget:
+        lst = QListWidget(objectName="deviceList")
+        lst.setSelectionMode(QListWidget.SelectionMode.NoSelection)
+        lst.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        lst.itemChanged.connect(self._item_changed)
+        return lst
+
+    def set_report(self, report: dict) -> None:
+        self.report = report
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        lst: QListWidget = self.widget
+        lst.blockSignals(True)
+        lst.clear()
+
+        def add(text: str, key, tip: str = "") -> None:
+            item = QListWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, key)
+            item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setToolTip(tip)
+            lst.addItem(item)
+
+        add("Automatic — CUDA when present, else CPU", "auto")
+        report = self.report
+        if report is None:
+            add("Detecting devices…", None)
+            lst.item(1).setFlags(Qt.ItemFlag.NoItemFlags)
+        else:
+            cpu = report.get("cpu") or {}
+            mem = f" · {_gib(cpu.get('memory_bytes'))} memory" if cpu.get("memory_bytes") else ""
+            add(f"CPU — {cpu.get('name') or 'processor'} · {cpu.get('cores') or '?'} cores{mem}", "cpu")
+            for g in report.get("cuda") or []:
+                add(
+                    f"cuda:{g['index']} — {g['name']} · {_gib(g.get('free_bytes'))} of {_gib(g.get('total_bytes'))} free",
+                    ("cuda", g["index"]),
+                    f"compute capability {g.get('capability', '?')}",
+                )
+            if report.get("mps"):
+                add("Apple GPU (MPS)", "mps")
+            if not report:
+                add("Device detection failed: see `trainbench devices`", None)
+        self._check_items()
+        lst.blockSignals(False)
+        rows = sum(lst.sizeHintForRow(i) for i in range(lst.count()))
+        lst.setFixedHeight(min(rows + 2 * lst.frameWidth() + 6, 180))
+
+    def _gpu_indices(self) -> list[int]:
+        return [g["index"] for g in (self.report or {}).get("cuda") or []]
+
+    def _check_items(self) -> None:
+        lst: QListWidget = self.widget
+        device, gpus = self._device, self._gpus
+        chosen = set(gpus) if gpus else set(self._gpu_indices())
+        for i in range(lst.count()):
+            item = lst.item(i)
+            key = item.data(Qt.ItemDataRole.UserRole)
+            if key is None:
+                continue
+            on = key == device or (isinstance(key, tuple) and device == "cuda" and key[1] in chosen)
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+
+    def show_value(self, value, is_set: bool) -> None:
+        self._device = value or "auto"
+        self.widget.blockSignals(True)
+        self._check_items()
+        self.widget.blockSignals(False)
+
+    def show_gpus(self, gpus) -> None:
+        self._gpus = gpus if isinstance(gpus, list) else None
+        self.widget.blockSignals(True)
+        self._check_items()
+        self.widget.blockSignals(False)
+
+    def _item_changed(self, item: QListWidgetItem) -> None:
+        key = item.data(Qt.ItemDataRole.UserRole)
+        on = item.checkState() == Qt.CheckState.Checked
+        checked_gpus = [
+            self.widget.item(i).data(Qt.ItemDataRole.UserRole)[1]
+            for i in range(self.widget.count())
+            if isinstance(self.widget.item(i).data(Qt.ItemDataRole.UserRole), tuple)
+            and self.widget.item(i).checkState() == Qt.CheckState.Checked
+        ]
+        if isinstance(key, tuple):
+            if checked_gpus:
+                all_gpus = sorted(checked_gpus) == sorted(self._gpu_indices())
+                self.changed_to("cuda", UNSET if all_gpus else sorted(checked_gpus))
+            else:
+                self.changed_to("auto", UNSET)
+        elif on:
+            self.changed_to(key, UNSET)
+        else:  # unchecking the one exclusive choice: back to automatic
+            self.changed_to("auto", UNSET)
+
+    def changed_to(self, device: str, gpus) -> None:
+        self._device, self._gpus = device, (None if gpus is UNSET else gpus)
+        self.widget.blockSignals(True)
+        self._check_items()
+        self.widget.blockSignals(False)
+        self.edited.emit("hardware.device", UNSET if device == "auto" else device)
+        self.edited.emit("hardware.gpus", gpus)
+
+
+def join_command(spec_file: str | Path | None, hardware: dict) -> str | None:
+    """What each further machine of a multi-machine run runs (None for one machine): the same
+    spec file, with its own node rank."""
+    try:
+        _, max_nodes = parse_nnodes(hardware.get("nnodes", "1"))
+    except Exception:  # noqa: BLE001 - an invalid nnodes is reported beside its field
+        return None
+    if max_nodes <= 1:
+        return None
+    spec = shlex.quote(str(spec_file)) if spec_file else "SPEC.json"
+    return f"trainbench run {spec} --set hardware.node_rank=1"
+
+
+def estimate_fit(spec: dict, dataset=None):
+    """The engine's memory-fit estimate for `spec` on the devices it selects (`engine.memory`).
+    Imports torch (the device plan asks it for free memory): call it off the UI thread."""
+    from engine.memory import estimate_memory
+
+    return estimate_memory(spec, data=dataset)
+
+
+def describe_fit(estimate, colors: dict[str, str]) -> str:
+    """Rich text for the form: the verdict (coloured by `colors` ok / error / subtext), then
+    the engine's breakdown."""
+    fits = estimate.fits
+    if fits is None:
+        verdict = f"<b>Fit unknown</b>: no free-memory figure for {html.escape(estimate.device)}"
+        color = "subtext"
+    else:
+        verdict = (
+            f"<b>{'Fits' if fits else 'Does not fit'}</b>: needs ~{_gib(estimate.required)} on "
+            f"{html.escape(estimate.device)}, {_gib(estimate.capacity)} free"
+        )
+        color = "ok" if fits else "error"
+    lines = html.escape("\n".join(estimate.lines()[1:]))
+    return f"<span style='color:{colors[color]}'>{verdict}</span><pre style='margin-top:4px'>{lines}</pre>"

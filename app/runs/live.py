@@ -1,0 +1,205 @@
+"""`LiveRun`: what the app knows about one run it shows — status, progress, metric curves, log.
+
+It is the model the monitor, the run list and the close dialog read; feeds write it (a
+`ProcessFeed` from the engine's event stream, a `StoreFeed` by polling the run store). Changes
+bump `version`; views compare versions on their timer tick instead of repainting per event,
+and only status changes are signalled at once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from app.plots import CurveBuffer
+
+LIVE = ("starting", "running", "stopping")
+FINAL = ("completed", "failed", "stopped", "crashed")
+RESUMABLE = ("stopped", "crashed", "failed")  # engine.runner.RESUMABLE, less queued
+MAX_LOG_LINES = 20_000
+
+
+@dataclass(frozen=True)
+class LogLine:
+    t: float  # unix seconds
+    level: str  # info | warning | error | stderr | app
+    text: str
+
+
+class LiveRun(QObject):
+    status_changed = Signal(str)
+
+    def __init__(self, run_id: int | None = None, name: str = "run", kind: str = "train", parent=None):
+        super().__init__(parent)
+        self.run_id = run_id
+        self.name = name
+        self.kind = kind
+        self.status = "starting"
+        self.error: str | None = None
+        self.summary: dict = {}
+        self.spec: dict | None = None
+        self.pid: int | None = None
+        self.started_at: float | None = None  # unix seconds
+        self.ended_at: float | None = None
+        # progress, as of the last progress event (elapsed/ETA are extrapolated from then)
+        self.step = 0
+        self.total_steps: int | None = None
+        self.epoch: float | None = None
+        self.elapsed_s: float | None = None
+        self.eta_s: float | None = None
+        self._progress_at: float | None = None  # monotonic time of the last progress
+        self.resumed_from: int | None = None
+        self.series: dict[str, CurveBuffer] = {}
+        self.logs: list[LogLine] = []
+        self.logs_dropped = 0  # lines dropped from the front beyond MAX_LOG_LINES
+        self.checkpoints: list[dict] = []
+        self.version = 0
+
+    def __repr__(self) -> str:
+        return f"<LiveRun {self.run_id} {self.name!r} {self.status}>"
+
+    # ------------------------------------------------------------ reading
+
+    @property
+    def live(self) -> bool:
+        return self.status in LIVE
+
+    @property
+    def title(self) -> str:
+        return f"#{self.run_id} {self.name}" if self.run_id is not None else self.name
+
+    def fraction(self) -> float | None:
+        if not self.total_steps:
+            return None
+        return min(1.0, self.step / self.total_steps)
+
+    def elapsed(self) -> float | None:
+        """Seconds of training so far, ticking between progress events while live."""
+        if self.elapsed_s is None:
+            if self.started_at is None:
+                return None
+            end = self.ended_at if (self.ended_at and not self.live) else time.time()
+            return max(0.0, end - self.started_at)
+        if self.live and self._progress_at is not None and self.status == "running":
+            return self.elapsed_s + (time.monotonic() - self._progress_at)
+        return self.elapsed_s
+
+    def eta(self) -> float | None:
+        if self.eta_s is None or not self.live:
+            return None
+        since = time.monotonic() - self._progress_at if self._progress_at is not None else 0.0
+        return max(0.0, self.eta_s - since)
+
+    def headline(self) -> tuple[str, float] | None:
+        """The metric a run is judged by, for lists: accuracy, perplexity, rmse, else loss."""
+        for key in ("val/accuracy", "val/perplexity", "val/rmse", "val/loss", "train/loss"):
+            buf = self.series.get(key)
+            if buf is not None and buf.n:
+                return key, float(buf.y[buf.n - 1])
+        for key in ("val_accuracy", "val_perplexity", "val_rmse", "val_loss"):
+            if key in self.summary:
+                return key.replace("_", "/", 1), float(self.summary[key])
+        return None
+
+    # ------------------------------------------------------------ writing
+
+    def touch(self) -> None:
+        self.version += 1
+
+    def set_status(self, status: str, error: str | None = None) -> None:
+        if error is not None:
+            self.error = error
+        if status != self.status:
+            self.status = status
+            if status in FINAL and self.ended_at is None:
+                self.ended_at = time.time()
+            self.touch()
+            self.status_changed.emit(status)
+        elif error is not None:
+            self.touch()
+
+    def buffer(self, key: str) -> CurveBuffer:
+        buf = self.series.get(key)
+        if buf is None:
+            buf = self.series[key] = CurveBuffer()
+        return buf
+
+    def add_points(self, key: str, steps, values) -> None:
+        if len(steps):
+            self.buffer(key).extend(np.asarray(steps, dtype=np.float64), np.asarray(values, dtype=np.float64))
+            self.touch()
+
+    def add_log(self, level: str, text: str, t: float | None = None) -> None:
+        self.logs.append(LogLine(t or time.time(), level, text))
+        if len(self.logs) > MAX_LOG_LINES:
+            cut = len(self.logs) - MAX_LOG_LINES
+            del self.logs[:cut]
+            self.logs_dropped += cut
+        self.touch()
+
+    def set_progress(self, step, total_steps=None, epoch=None, elapsed_s=None, eta_s=None, **_) -> None:
+        self.step = int(step)
+        if total_steps:
+            self.total_steps = int(total_steps)
+        self.epoch = epoch
+        self.elapsed_s = elapsed_s
+        self.eta_s = eta_s
+        self._progress_at = time.monotonic()
+        self.touch()
+
+    def apply_event(self, ev: dict) -> None:
+        """One event of the engine's stream (see engine.events)."""
+        kind = ev.get("event")
+        if ev.get("run_id") is not None and self.run_id is None:
+            self.run_id = int(ev["run_id"])
+            self.touch()
+        if kind == "metrics":
+            for key, (steps, values, _walls) in ev["points"].items():
+                self.add_points(key, steps, values)
+        elif kind == "progress":
+            self.set_progress(
+                **{k: ev.get(k) for k in ("step", "total_steps", "epoch", "elapsed_s", "eta_s")}
+            )
+        elif kind == "log":
+            self.add_log(ev.get("level", "info"), ev.get("message", ""), ev.get("t"))
+        elif kind == "run_started":
+            self.name = ev.get("name") or self.name
+            self.kind = ev.get("kind") or self.kind
+            self.total_steps = ev.get("total_steps") or self.total_steps
+            resumed = ev.get("resumed_from") or 0
+            self.resumed_from = resumed
+            self.step = resumed
+            if resumed:
+                # the engine replays the steps after its checkpoint: drop what we have past it
+                for buf in self.series.values():
+                    buf.truncate_after(resumed)
+            if self.started_at is None:
+                self.started_at = ev.get("t") or time.time()
+            self.set_status("running")
+            self.touch()
+        elif kind == "checkpoint":
+            self.checkpoints.append({"step": ev.get("step"), "path": ev.get("path"), "tag": ev.get("tag")})
+            self.add_log("info", f"checkpoint ({ev.get('tag')}) at step {ev.get('step'):,}", ev.get("t"))
+        elif kind == "run_ended":
+            self.summary = ev.get("summary") or self.summary
+            status = ev.get("status", "failed")
+            self.set_status(status, ev.get("error"))
+            self.ended_at = ev.get("t") or time.time()
+
+    def load_row(self, row: dict) -> None:
+        """Header fields from the store's row of this run."""
+        self.run_id = row["id"]
+        self.name, self.kind = row["name"], row["kind"]
+        self.summary = row.get("summary") or {}
+        self.spec = row.get("spec")
+        self.pid = row.get("pid")
+        self.started_at = row.get("started_at")
+        self.ended_at = row.get("ended_at")
+        self.error = row.get("error")
+        self.total_steps = self.summary.get("total_steps") or self.total_steps
+        status = row["status"]
+        self.set_status(status)
+        self.touch()
