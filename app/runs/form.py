@@ -635,8 +635,7 @@ class RunForm(QWidget):
             self._update_machines()  # the estimate now counts the data set
 
     def _update_machines(self) -> None:
-        hardware = self._checked("hardware") or {}
-        command = join_command(self.model.file, hardware) if hardware else None
+        command = join_command(self.model.file, self.model.spec) if self.model.spec else None
         self.join_box.setVisible(command is not None)
         if command:
             self.join_command.setText(command)

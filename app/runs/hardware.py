@@ -195,17 +195,20 @@ class DeviceList(FieldEditor):
         self.edited.emit("hardware.gpus", gpus)
 
 
-def join_command(spec_file: str | Path | None, hardware: dict) -> str | None:
-    """What each further machine of a multi-machine run runs (None for one machine): the same
-    spec file, with its own node rank."""
+def join_command(spec_file: str | Path | None, spec: dict) -> str | None:
+    """What each further machine of a multi-machine run runs (None for one machine): the
+    engine's own join line, the one `trainbench run` prints at launch."""
+    from engine.join import join_commands
+
+    hardware = spec["hardware"]
     try:
         _, max_nodes = parse_nnodes(hardware.get("nnodes", "1"))
     except Exception:  # noqa: BLE001 - an invalid nnodes is reported beside its field
         return None
-    if max_nodes <= 1:
+    if max_nodes <= 1 or not hardware.get("rdzv_endpoint"):
         return None
-    spec = shlex.quote(str(spec_file)) if spec_file else "SPEC.json"
-    return f"trainbench run {spec} --set hardware.node_rank=1"
+    rdzv_id = hardware.get("rdzv_id") or "<the id printed at start>"
+    return join_commands(spec, rdzv_id, str(spec_file) if spec_file else None)[0]
 
 
 def estimate_fit(spec: dict, dataset=None):

@@ -149,10 +149,13 @@ def test_small_pieces():
         "the loss became nan",
     )
     assert parse_log_line("not a log line") == (None, "info", "not a log line")
-    assert join_command("/tmp/run spec.json", {"nnodes": "2"}) == (
-        "trainbench run '/tmp/run spec.json' --set hardware.node_rank=1"
+    multi = validate_spec(
+        {**spec(), "hardware": {"nnodes": "2", "rdzv_endpoint": "10.0.0.5:29400", "rdzv_id": "sweep-1"}}
     )
-    assert join_command(None, {"nnodes": "1"}) is None
+    assert join_command("/tmp/run spec.json", multi) == (
+        "trainbench join '/tmp/run spec.json' --rdzv-endpoint 10.0.0.5:29400 --rdzv-id sweep-1 --nnodes 2 --node-rank 1"
+    )
+    assert join_command(None, spec()) is None
     normalised = validate_spec({"task": {"kind": "prune"}, "prune": {"parent": 1}})
     written = spec_for_file(normalised)  # what a prune run inherits is left out, not written as null
     assert "model" not in written and "data" not in written and written["prune"]["parent"] == 1

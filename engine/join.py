@@ -1,0 +1,63 @@
+"""The commands another machine runs to join a multi-machine run. Plain string building, no
+torch, so the run form can show them as the user types; `launch` prints the same lines."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+# The fields a joining machine takes from the launching machine's command line.
+JOIN_FIELDS = ("rdzv_endpoint", "rdzv_id", "nnodes", "node_rank")
+
+
+def join_sets(endpoint: str, rdzv_id: str, nnodes: str, node_rank: int) -> list[str]:
+    """`--set` overrides that make a copy of the spec join a given run as node `node_rank`."""
+    values = {"rdzv_endpoint": endpoint, "rdzv_id": rdzv_id, "nnodes": str(nnodes), "node_rank": node_rank}
+    return [f"hardware.{k}={json.dumps(v)}" for k, v in values.items()]
+
+
+def join_commands(
+    spec: dict, rdzv_id: str, spec_path: str | None, sets: list[str] = (), node_rank: int = 1
+) -> tuple[str, str]:
+    """(trainbench line, torchrun line) that another machine runs to join this run. The spec
+    file (and the data it names) must be there too; `--set` overrides are repeated."""
+    hw = spec["hardware"]
+    spec_arg = spec_path or "SPEC.json"
+    own = tuple(f"hardware.{k}=" for k in JOIN_FIELDS)
+    user = [x for s in sets if not s.startswith(own) for x in ("--set", s)]
+    trainbench = shlex.join(
+        [
+            "trainbench",
+            "join",
+            spec_arg,
+            *("--rdzv-endpoint", hw["rdzv_endpoint"], "--rdzv-id", rdzv_id),
+            *("--nnodes", str(hw["nnodes"]), "--node-rank", str(node_rank)),
+            *user,
+        ]
+    )
+    forced = [
+        x for s in join_sets(hw["rdzv_endpoint"], rdzv_id, hw["nnodes"], node_rank) for x in ("--set", s)
+    ]
+    worker = ["--spec", spec_arg, "--node-rank", str(node_rank), *user, *forced]
+    return trainbench, torchrun_line(hw, rdzv_id, worker)
+
+
+def torchrun_line(hardware: dict, rdzv_id: str, worker_args: list[str]) -> str:
+    """The torchrun command equivalent to a joining machine's elastic agent."""
+    nproc = hardware["nproc_per_node"] or ("gpu" if hardware["device"] == "cuda" else 1)
+    return shlex.join(
+        [
+            "torchrun",
+            f"--nnodes={hardware['nnodes']}",
+            f"--nproc-per-node={nproc}",
+            "--rdzv-backend=c10d",
+            f"--rdzv-endpoint={hardware['rdzv_endpoint']}",
+            f"--rdzv-id={rdzv_id}",
+            "--rdzv-conf=is_host=false",
+            "--max-restarts=0",
+            "-m",
+            "engine.cli",
+            "worker",
+            *worker_args,
+        ]
+    )
