@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import json
-import shlex
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, Qt, Signal
