@@ -18,8 +18,8 @@ from pathlib import Path
 
 from engine.errors import StoreError
 from engine.events import EventStream
-from engine.store import RunStore
 from engine.join import JOIN_FIELDS, join_commands, join_sets, torchrun_line  # noqa: F401 - re-exported
+from engine.store import RunStore
 from engine.strategies.world import WorldPlan, check_devices
 
 DEFAULT_PORT = 29400
