@@ -68,6 +68,10 @@ class DesignerArea(QMainWindow):
         self.setObjectName("designerArea")
         self.setWindowFlags(Qt.WindowType.Widget)
         self.doc = doc
+        if doc.parent() is None:
+            # A document nobody owns lives and dies with its view: left to Python's garbage
+            # collector, it outlived the widgets its signals reach and crashed when collected.
+            doc.setParent(self)
         self.scene = GraphScene(doc, self)
         self.view = GraphView(self.scene)
         self.setCentralWidget(self.view)

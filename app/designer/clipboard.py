@@ -6,6 +6,7 @@ text editor or a chat, as plain JSON text too; pasting accepts either.
 
 from __future__ import annotations
 
+import atexit
 import json
 
 from PySide6.QtCore import QMimeData
@@ -15,6 +16,7 @@ from engine.errors import GraphError
 from engine.graph import Graph
 
 MIME = "application/x-trainbench-graph+json"
+_exit_hook: list[bool] = []
 
 
 def fragment(graph: Graph, node_ids) -> Graph:
@@ -34,6 +36,16 @@ def copy_to_clipboard(part: Graph) -> None:
     mime.setData(MIME, text.encode("utf-8"))
     mime.setText(text)
     QGuiApplication.clipboard().setMimeData(mime)
+    if not _exit_hook:
+        atexit.register(_clear_clipboard)
+        _exit_hook.append(True)
+
+
+def _clear_clipboard() -> None:
+    """PySide6 6.11 segfaults at interpreter exit while the clipboard still holds our QMimeData
+    (reproduced with a bare QApplication): hand it back before Python tears Qt down."""
+    if QGuiApplication.instance() is not None:
+        QGuiApplication.clipboard().clear()
 
 
 def from_clipboard() -> Graph | None:

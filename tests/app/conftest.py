@@ -150,3 +150,16 @@ def double_click(qtbot, widget, pos: QPoint) -> None:
 
 def snapshot(doc) -> dict:
     return doc.graph.to_dict()
+
+
+@pytest.fixture(autouse=True)
+def _collect_qt_garbage_now(qapp):
+    """Collect each test's widgets right after it, while Qt is idle, rather than whenever the
+    garbage collector next runs (inside a later test's torch import, where it crashed)."""
+    yield
+    import gc
+
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
