@@ -12,7 +12,7 @@ import itertools
 from collections import defaultdict
 from dataclasses import dataclass
 
-from PySide6.QtCore import QLineF, QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QLineF, QPoint, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter, QPen, QTransform
 from PySide6.QtWidgets import QGraphicsScene, QGraphicsView, QToolTip
 
@@ -411,6 +411,7 @@ class GraphView(QGraphicsView):
         self.setFrameShape(QGraphicsView.Shape.NoFrame)
         self._pan_from: QPoint | None = None
         self._space = False
+        self._fitted_once = False
         self._nudge_gesture = next(_gestures)
         scene.selectionChanged.connect(self._new_nudge_gesture)
 
@@ -435,6 +436,14 @@ class GraphView(QGraphicsView):
 
     def zoom_out(self) -> None:
         self.set_zoom(self.zoom() / 1.25)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._fitted_once:
+            # Fit once the window has its real size: a fit at creation used the default size and
+            # left the opening model off-centre and cut off on a real screen.
+            self._fitted_once = True
+            QTimer.singleShot(0, self.fit)
 
     def fit(self) -> None:
         rect = self.graph_scene.nodes_rect()
