@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPen
 from PySide6.QtWidgets import (
     QComboBox,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from app import theme
 from app.experiments import fields
 from app.experiments.colors import run_color
+from app.experiments.deferred import DeferredRows
 from app.experiments.plot_export import export_button, save_plot
 from app.experiments.table_model import RunCatalog, column_title
 from engine.compare import metric_goal
@@ -34,8 +35,6 @@ from engine.compare import metric_goal
 BINS = 12
 MAX_HIGHLIGHT = 60  # selected runs drawn in their own colour, on top
 PICK_DISTANCE = 0.035  # of the axis height
-
-DEFER_MS = 400  # built this long after first shown: the runs table paints first
 
 
 class _BrushBox(pg.ViewBox):
@@ -70,7 +69,7 @@ class _BrushBox(pg.ViewBox):
         ev.ignore()
 
 
-class ParallelCoordinates(QWidget):
+class ParallelCoordinates(DeferredRows, QWidget):
     brush_changed = Signal(object)  # set of run ids inside every brush, or None without brushes
     run_clicked = Signal(int, bool)  # run id, add to the selection
 
@@ -124,27 +123,10 @@ class ParallelCoordinates(QWidget):
 
     # ------------------------------------------------------------ data
 
-    def set_rows(self, rows: list[int]) -> None:
-        """The runs to draw (catalog rows: those matching the table's filter). Brushes reset."""
-        self.rows = list(rows)
-        self.ids = np.array([self.catalog.ids[r] for r in self.rows], dtype=np.int64)
-        self._dirty = True
-        if self.isVisible():
-            self.rebuild()
-
     def set_selected(self, run_ids) -> None:
         self.selected = set(run_ids)
         if not self._dirty:
             self._draw_highlight()
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if self._dirty:  # after the event: the table above paints first
-            QTimer.singleShot(DEFER_MS, self._rebuild_if_dirty)
-
-    def _rebuild_if_dirty(self) -> None:
-        if self._dirty and self.isVisible():
-            self.rebuild()
 
     def rebuild(self) -> None:
         """Re-read the columns for the current rows and draw everything."""

@@ -12,7 +12,7 @@ import html
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from app import theme
 from app.experiments import fields
 from app.experiments.colors import run_color
+from app.experiments.deferred import DeferredRows
 from app.experiments.plot_export import export_button, save_plot
 from app.experiments.table_model import RunCatalog, column_title
 from engine.compare import metric_goal, pareto_front
@@ -34,8 +35,6 @@ from engine.compare import metric_goal, pareto_front
 DOT = 9
 DOT_SELECTED = 14
 X_DEFAULTS = ("summary:params", "summary:flops", "summary:latency_ms", "spec:optim.lr")
-
-DEFER_MS = 400  # built this long after first shown: the runs table paints first
 
 
 class _SelectBox(pg.ViewBox):
@@ -71,7 +70,7 @@ class _SelectBox(pg.ViewBox):
             self.owner.select_rect(rect, additive)
 
 
-class TradeoffScatter(QWidget):
+class TradeoffScatter(DeferredRows, QWidget):
     runs_selected = Signal(list, bool)  # run ids, add to the selection
 
     def __init__(self, catalog: RunCatalog, parent=None):
@@ -141,22 +140,6 @@ class TradeoffScatter(QWidget):
         theme.changed().connect(self._theme_changed)
 
     # ------------------------------------------------------------ data
-
-    def set_rows(self, rows: list[int]) -> None:
-        self.rows = list(rows)
-        self.ids = np.array([self.catalog.ids[r] for r in self.rows], dtype=np.int64)
-        self._dirty = True
-        if self.isVisible():
-            self.rebuild()
-
-    def showEvent(self, event) -> None:
-        super().showEvent(event)
-        if self._dirty:  # after the event: the table above paints first
-            QTimer.singleShot(DEFER_MS, self._rebuild_if_dirty)
-
-    def _rebuild_if_dirty(self) -> None:
-        if self._dirty and self.isVisible():
-            self.rebuild()
 
     def rebuild(self) -> None:
         """Refill the field choices and re-read both columns."""
