@@ -8,7 +8,6 @@ import copy
 import json
 
 import pytest
-import torch
 
 from engine import checkpoint
 from engine.errors import GraphError, SpecError
@@ -18,27 +17,10 @@ from engine.graph.shapes import analyze
 from engine.graph.shrink import half_depth, half_width, output_head
 from engine.runner import execute
 from engine.spec import validate_spec
-from engine.store import RunStore
 from tests.conftest import EXAMPLES, TEMPLATES
-from tests.engine.trained_parent import digits_cnn
+from tests.engine.trained_parent import one_thread, parent_fixture  # noqa: F401 - fixtures
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The models here are tiny: one thread trains them about as fast as two on an idle
-    machine, and 3× faster when another process holds one of the two cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def teacher(tmp_path_factory):
-    db, run_id = digits_cnn(tmp_path_factory)
-    store = RunStore(db)
-    yield store, run_id
-    store.close()
+teacher = parent_fixture("teacher")
 
 
 def distill_doc(teacher_id: int, **distill) -> dict:

@@ -20,28 +20,11 @@ from engine.graph.shapes import validate
 from engine.lineage import load_parent
 from engine.runner import execute
 from engine.spec import validate_spec
-from engine.store import RunStore
 from engine.tasks.objectives import Objective
 from tests.conftest import EXAMPLES, example, trainbench
-from tests.engine.trained_parent import digits_cnn
+from tests.engine.trained_parent import one_thread, parent_fixture  # noqa: F401 - fixtures
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The models here are tiny: one thread trains them about as fast as two on an idle
-    machine, and 3× faster when another process holds one of the two cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def parent(tmp_path_factory):
-    db, run_id = digits_cnn(tmp_path_factory)
-    store = RunStore(db)
-    yield store, run_id
-    store.close()
+parent = parent_fixture("parent")
 
 
 def prune_spec(store, parent_id: int, **prune) -> dict:
