@@ -268,10 +268,11 @@ class RunStore:
 
     def get_run(self, run_id: int) -> dict:
         self.reap()
-        row = self.conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        cur = self.conn.execute("SELECT * FROM runs WHERE id=?", (run_id,))
+        row = cur.fetchone()
         if row is None:
             raise StoreError(f"no run {run_id} in {self.path}")
-        return self._run_dict(row)
+        return _run_dict(cur.description, row)
 
     def list_runs(
         self, status: str | None = None, kind: str | None = None, limit: int | None = None
@@ -283,14 +284,8 @@ class RunStore:
         if kind:
             sql, args = sql + " AND kind=?", [*args, kind]
         sql += " ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else "")
-        return [self._run_dict(r) for r in self.conn.execute(sql, args)]
-
-    def _run_dict(self, row) -> dict:
-        cols = [d[0] for d in self.conn.execute("SELECT * FROM runs LIMIT 0").description]
-        d = dict(zip(cols, row, strict=True))
-        for k in ("spec", "summary", "tags"):
-            d[k] = json.loads(d[k]) if d[k] else ({} if k != "tags" else [])
-        return d
+        cur = self.conn.execute(sql, args)
+        return [_run_dict(cur.description, r) for r in cur]
 
     def lineage(self, run_id: int) -> tuple[list[dict], list[dict]]:
         """(ancestors, nearest first; descendants, depth-first)."""
@@ -499,6 +494,14 @@ class RunStore:
     def last_checkpoint(self, run_id: int) -> dict | None:
         cps = [c for c in self.checkpoints(run_id) if Path(c["path"]).exists()]
         return cps[-1] if cps else None
+
+
+def _run_dict(description, row) -> dict:
+    """A runs row as a dict (columns named by the query's own cursor), JSON fields parsed."""
+    d = dict(zip((c[0] for c in description), row, strict=True))
+    for k in ("spec", "summary", "tags"):
+        d[k] = json.loads(d[k]) if d[k] else ({} if k != "tags" else [])
+    return d
 
 
 def pid_alive(pid: int) -> bool:
