@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 
 from engine.data import Dataset, load_dataset
-from engine.graph.build import build
+from engine.graph.build import GraphModule
 from engine.graph.model import Graph
 from engine.graph.shapes import Analysis, validate
 from engine.optim import make_optimizer, make_scheduler
@@ -32,7 +32,7 @@ def run(ctx: RunContext) -> dict:
     data = load_dataset(spec["data"], spec["task"]["objective"])
     analysis = validate(Graph.from_dict(spec["model"]))
     check_model_fits(analysis, data)
-    return fit(ctx, build(Graph.from_dict(spec["model"])), data, analysis)
+    return fit(ctx, GraphModule(analysis), data, analysis)
 
 
 def seed_everything(train: dict) -> None:
