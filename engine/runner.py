@@ -58,7 +58,7 @@ class Recorder(threading.Thread):
                 stopping = self._halt.is_set()
                 forced = stopping or self._flush_asked.is_set()
                 now = time.monotonic()
-                if now - last_sample >= SAMPLE_S:
+                if now - last_sample >= SAMPLE_S or stopping:  # a last sample: short runs get one too
                     last_sample = now
                     for sample in self.samplers:
                         self.batcher.add(self._progress["step"] if self._progress else 0, sample())
