@@ -102,7 +102,9 @@ class MainWindow(QMainWindow):
         self.area_created.connect(
             lambda name, area: name == "Runs" and area.set_model_provider(lambda: self.doc.graph.to_dict())
         )
-        self.area_created.connect(lambda name, area: name == "Experiments" and self._connect_experiments(area))
+        self.area_created.connect(
+            lambda name, area: name == "Experiments" and self._connect_experiments(area)
+        )
 
     def _connect_experiments(self, experiments: QWidget) -> None:
         """A run cloned in Experiments opens in the run form; its model opens in the designer."""

@@ -12,8 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-from engine.compare import compare_table, flatten  # noqa: F401 - shared with the Experiments area
+from engine import format as fmt
+from engine.compare import compare_table, headline
 from engine.errors import GraphError, SpecError, TrainbenchError
+from engine.export import FORMATS as EXPORT_FORMATS
+from engine.spec import load_spec
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,14 +38,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-
-
-def command_line(*args: str) -> list[str]:
-    """argv that runs `trainbench ARGS` in a new process, from a source checkout, a pip install or
-    a frozen app bundle alike (the GUI starts every engine process through this)."""
-    if getattr(sys, "frozen", False):
-        return [sys.executable, *args]
-    return [sys.executable, "-m", "engine.cli", *args]
 
 
 def _error(err: Exception) -> None:
@@ -104,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="export a run's model or metrics")
     e.add_argument("run", type=int)
-    e.add_argument("--format", required=True, choices=("pytorch", "torchscript", "onnx", "csv"))
+    e.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     e.add_argument("--out", help="output file (default: in the current folder)")
     e.set_defaults(func=cmd_export)
 
@@ -153,33 +148,11 @@ def _store(args):
 # ------------------------------------------------------------------ run
 
 
-def apply_overrides(doc: dict, sets: list[str]) -> dict:
-    """`train.epochs=3` → doc["train"]["epochs"] = 3 (values parsed as JSON when they are)."""
-    for item in sets:
-        path, sep, raw = item.partition("=")
-        if not sep or not path:
-            raise SpecError.at(path or item, "--set needs PATH=VALUE")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        *parents, leaf = path.split(".")
-        node = doc
-        for key in parents:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise SpecError.at(path, f"{key} is not a section")
-        node[leaf] = value
-    return doc
-
-
 def cmd_run(args) -> int:
     from engine import lineage
     from engine.devices import resource_samplers
     from engine.events import EventStream
-    from engine.jsonfile import read_json
     from engine.runner import execute
-    from engine.spec import validate_spec
     from engine.strategies.launch import launch_run
     from engine.strategies.world import plan_world
 
@@ -190,7 +163,7 @@ def cmd_run(args) -> int:
     if args.spec:
         path = Path(args.spec)
         # With the store, a prune/distill spec's parent is checked and inherited from now.
-        spec = validate_spec(apply_overrides(read_json(path), args.set), base_dir=path.parent, store=store)
+        spec = load_spec(path, args.set, store=store)
     store_path = store.path
     run_spec = spec or store.get_run(args.resume)["spec"]
     plan = plan_world(run_spec)
@@ -234,7 +207,7 @@ def _report_run(store_path, run_id: int, status: str) -> int:
 
     run = RunStore(store_path).get_run(run_id)
     if status == "completed":
-        metrics = {k: v for k, v in run["summary"].items() if k.startswith("val_")}
+        metrics = {k: v for k, v in run["summary"].items() if k.startswith("val/")}
         print(
             f"run {run_id} completed: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()),
             file=sys.stderr,
@@ -287,7 +260,6 @@ def cmd_validate(args) -> int:
     from engine import lineage
     from engine.graph.model import Graph
     from engine.graph.shapes import analyze
-    from engine.spec import load_spec
 
     spec = load_spec(args.spec)
     if lineage.parent_id(spec) is not None:  # check the parent and take the model from it
@@ -345,10 +317,8 @@ def _duration(run) -> str:
 
 
 def _headline(summary: dict) -> str:
-    for key in ("val_accuracy", "val_perplexity", "val_rmse", "val_loss"):
-        if key in summary:
-            return f"{key[4:]} {summary[key]:.4g}"
-    return ""
+    head = headline(summary)
+    return f"{head[0].removeprefix('val/')} {fmt.value(head[1])}" if head else ""
 
 
 def cmd_runs(args) -> int:
@@ -469,8 +439,8 @@ def _print_tradeoff(t: dict) -> None:
         "flops": "FLOPs per sample",
         "bytes": "checkpoint size (weights)",
         "latency_ms": "CPU latency (ms)",
-        "val_loss": "val loss",
-        "val_accuracy": "val accuracy",
+        "val/loss": "val loss",
+        "val/accuracy": "val accuracy",
     }
 
     def cell(key: str, values: list, i: int) -> str:
@@ -478,9 +448,9 @@ def _print_tradeoff(t: dict) -> None:
         if v is None:
             return ""
         text = _bytes(v) if key == "bytes" else f"{v:,}" if isinstance(v, int) else _num(v)
-        if b is not None and values[b] and key not in ("val_loss", "val_accuracy"):
+        if b is not None and values[b] and key not in ("val/loss", "val/accuracy"):
             text += f" ({v / values[b]:.2f}×)"
-        elif b is not None and values[b] is not None and key == "val_accuracy":
+        elif b is not None and values[b] is not None and key == "val/accuracy":
             text += f" ({(v - values[b]) * 100:+.1f} pt)"
         return text
 
@@ -502,24 +472,10 @@ def _bytes(n: int) -> str:
 
 
 def cmd_export(args) -> int:
-    store = _store(args)
-    run = store.get_run(args.run)
-    if args.format == "csv":
-        out = Path(args.out or f"run-{args.run}-metrics.csv")
-        export_metrics_csv(store, args.run, out)
-        print(out)
-        return 0
-    from engine import checkpoint
-    from engine.graph.export import export
-    from engine.graph.model import Graph
+    from engine.export import export_run
 
-    row = store.last_checkpoint(args.run)
-    state = checkpoint.load(row["path"]) if row else None
-    graph = Graph.from_dict(state["graph"] if state else run["spec"]["model"])
-    suffix = {"pytorch": ".py", "torchscript": ".ts.pt", "onnx": ".onnx"}[args.format]
-    out = Path(args.out or f"run-{args.run}{suffix}")
-    files = export(graph, args.format, out, state["model"] if state else None)
-    if state is None:
+    files, trained = export_run(_store(args), args.run, args.format, Path(args.out) if args.out else None)
+    if not trained:
         print(
             f"note: run {args.run} has no checkpoint; exported the architecture with random weights",
             file=sys.stderr,
@@ -527,18 +483,6 @@ def cmd_export(args) -> int:
     for f in files:
         print(f)
     return 0
-
-
-def export_metrics_csv(store, run_id: int, out: Path) -> None:
-    """Long format (metric, step, value, wall_time): one file holds every series."""
-    import csv
-
-    with out.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["metric", "step", "value", "wall_time"])
-        for key in store.series_summaries(run_id):
-            steps, vals, walls = store.series(run_id, key)
-            w.writerows(zip([key] * len(steps), steps.tolist(), vals.tolist(), walls.tolist(), strict=True))
 
 
 def cmd_devices(args) -> int:
@@ -577,13 +521,12 @@ def cmd_devices(args) -> int:
 def cmd_join(args) -> int:
     """Join a run launched on another machine: the same spec, this machine's node rank, and the
     launching machine's rendezvous; or, with --print, the torchrun line doing the same."""
-    from engine.jsonfile import read_json
-    from engine.spec import validate_spec
-    from engine.strategies.launch import join_commands, join_run, join_sets
+    from engine.processes import join_commands, join_sets
+    from engine.strategies.launch import join_run
     from engine.strategies.world import plan_world
 
     path = Path(args.spec)
-    hw = validate_spec(apply_overrides(read_json(path), list(args.set)), base_dir=path.parent)["hardware"]
+    hw = load_spec(path, args.set)["hardware"]
     endpoint, rdzv_id = args.rdzv_endpoint or hw["rdzv_endpoint"], args.rdzv_id or hw["rdzv_id"]
     if not endpoint:
         raise SpecError.at(
@@ -598,7 +541,7 @@ def cmd_join(args) -> int:
     sets = list(args.set) + join_sets(endpoint, rdzv_id, args.nnodes or hw["nnodes"], args.node_rank)
     if args.nproc_per_node:
         sets.append(f"hardware.nproc_per_node={args.nproc_per_node}")
-    spec = validate_spec(apply_overrides(read_json(path), list(sets)), base_dir=path.parent)
+    spec = load_spec(path, sets)
     if args.print:
         print(join_commands(spec, rdzv_id, args.spec, list(args.set), args.node_rank)[1])
         return 0

@@ -40,6 +40,20 @@ def metric_goal(key: str) -> str | None:
     return None
 
 
+#: the metrics that sum a run up, best first: the first one a run has is its headline
+HEADLINE_METRICS = ("val/accuracy", "val/perplexity", "val/rmse", "val/loss")
+
+
+def headline(values: dict, keys: Sequence[str] = HEADLINE_METRICS) -> tuple[str, float] | None:
+    """(metric, value) that sums a run up in lists and headers: the first of `keys` that
+    `values` (a summary, or a live run's last values) holds as a number; None without one."""
+    for key in keys:
+        v = values.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return key, v
+    return None
+
+
 def flatten(doc: dict, prefix: str = "") -> dict:
     """A spec as dotted keys (`optim.lr`); the model graph is left out (compare it in the designer)."""
     out = {}
@@ -122,14 +136,14 @@ _SUMMARY_SHOWN = {"params", "flops", "dataset", "global_batch", "world_size", "t
 def _flat_summary(summary: dict) -> dict:
     out = {}
     for k, v in flatten({k: v for k, v in summary.items() if k not in _SUMMARY_SHOWN}).items():
-        if k.startswith("val_") or isinstance(v, list):
+        if k.startswith(("val/", "teacher/")) or isinstance(v, list):
             continue
         out[k] = v
     return out
 
 
 # What `tradeoff` shows, from a prune or distill run's `compression` summary.
-TRADEOFF_ROWS = ("params", "nonzero_params", "flops", "bytes", "latency_ms", "val_loss", "val_accuracy")
+TRADEOFF_ROWS = ("params", "nonzero_params", "flops", "bytes", "latency_ms", "val/loss", "val/accuracy")
 
 
 def tradeoff(runs: list[dict]) -> dict | None:

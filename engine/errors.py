@@ -32,5 +32,9 @@ class DataError(TrainbenchError):
     """A dataset that cannot be loaded: a missing, empty, ragged or undecodable file."""
 
 
+class Diverged(TrainbenchError):
+    """The loss became NaN or infinite."""
+
+
 class StoreError(TrainbenchError):
     """A run or checkpoint that does not exist or cannot be used as asked."""

@@ -1,17 +1,23 @@
 """Field declarations shared by the op registry and the run spec.
 
-One `Field` says a value's type, default, range and help text. The engine validates with it,
-the GUI generates its forms from it and the docs print their tables from it, so a field is
+One `Field` says a value's type, default, range, help text and presentation: its label, when
+it applies (`when`) and traits an editor needs (`traits`). The engine validates with it, the
+GUI generates its forms from it, the CLI its help and the docs their tables, so a field is
 declared once and nowhere else.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 REQUIRED = object()  # default of a field the user must give
+
+#: Traits an editor reads: "path" (a file or folder, relative to the spec), "run" (a run id
+#: picked from the store), "multiline" (free text).
+TRAITS = frozenset({"path", "run", "multiline"})
 
 
 @dataclass(frozen=True)
@@ -26,10 +32,39 @@ class Field:
     max_exclusive: bool = False
     choices: tuple = ()
     optional: bool = False  # None is allowed
+    label: str = ""  # shown in forms and docs; default: the name, capitalised
+    # When the field applies: {other field: allowed values}. A name without a dot is a sibling
+    # in the same section (or op); a dotted name is a spec path. Given as a dict, kept as pairs
+    # so a Field stays hashable.
+    when: Any = ()
+    traits: frozenset = frozenset()
+
+    def __post_init__(self):
+        if isinstance(self.when, Mapping):
+            object.__setattr__(self, "when", tuple((k, tuple(v)) for k, v in self.when.items()))
+        if not isinstance(self.traits, frozenset):
+            object.__setattr__(self, "traits", frozenset(self.traits))
+        unknown = self.traits - TRAITS
+        if unknown:
+            raise ValueError(f"field {self.name}: unknown traits {sorted(unknown)}")
 
     @property
     def required(self) -> bool:
         return self.default is REQUIRED
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ").capitalize()
+
+    def applies(self, value_of: Callable[[str], Any], section: str = "") -> bool:
+        """Whether the field matters given the other fields' values; `value_of(path)` reads a
+        dotted spec path (for an op's params, pass section "" and read param names)."""
+        return all(value_of(_path(section, other)) in allowed for other, allowed in self.when)
+
+    def when_text(self, section: str = "") -> str:
+        """`when` in words, for help texts: "only when optim.name is 'sgd'"."""
+        parts = [f"{_path(section, k)} is {' or '.join(map(repr, vals))}" for k, vals in self.when]
+        return "only when " + " and ".join(parts) if parts else ""
 
     def describe_range(self) -> str:
         if self.choices:
@@ -70,9 +105,7 @@ class Field:
                 )
                 v, err = one.check(item)
                 if err:
-                    return value, f"every item {err.removeprefix('must ')}" if err.startswith(
-                        "must "
-                    ) else err
+                    return value, f"every item {err}"
                 out.append(v)
             return out, None
         if kind == "graph":
@@ -129,6 +162,11 @@ def check_fields(fields: tuple[Field, ...], values: dict, path: str, problems: l
     return out
 
 
+def _path(section: str, name: str) -> str:
+    """A `when` key as a spec path: dotted names are absolute, plain ones siblings."""
+    return name if "." in name or not section else f"{section}.{name}"
+
+
 def join(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
@@ -137,7 +175,7 @@ def join(path: str, key: str | int) -> str:
 
 def as_dict(f: Field) -> dict:
     """A JSON-friendly description, for docs and for clients that are not Python."""
-    d = {"name": f.name, "kind": f.kind, "help": f.help}
+    d = {"name": f.name, "label": f.title, "kind": f.kind, "help": f.help}
     if not f.required:
         d["default"] = f.default
     for attr in ("min", "max", "choices"):
@@ -148,4 +186,8 @@ def as_dict(f: Field) -> dict:
         d["min_exclusive"] = True
     if f.max_exclusive:
         d["max_exclusive"] = True
+    if f.when:
+        d["when"] = {k: list(v) for k, v in f.when}
+    if f.traits:
+        d["traits"] = sorted(f.traits)
     return d

@@ -17,15 +17,11 @@ from pathlib import Path
 from engine import checkpoint
 from engine.errors import StoreError, TrainbenchError
 from engine.events import EventStream
-from engine.store import HEARTBEAT_S, MetricBatcher, RunStore
+from engine.store import HEARTBEAT_S, RESUMABLE, MetricBatcher, RunStore
 
 DB_FLUSH_S = 1.0  # metrics reach the database at least this often: a kill -9 loses at most this
 EVENT_FLUSH_S = 0.2  # live plots get a batch this often
 SAMPLE_S = 5.0  # process/GPU resource samples
-
-
-class Diverged(TrainbenchError):
-    """The loss became NaN or infinite."""
 
 
 class Recorder(threading.Thread):
@@ -253,9 +249,6 @@ def follow(spec: dict) -> None:
             signal.signal(s, handler)
 
 
-RESUMABLE = ("stopped", "crashed", "failed", "queued")
-
-
 def execute(
     store_path: str | Path,
     spec: dict | None = None,
@@ -274,7 +267,7 @@ def execute(
     events = events or EventStream(None)
     if resume_run is not None:
         run = store.get_run(resume_run)
-        if run["status"] not in RESUMABLE:
+        if run["status"] not in (*RESUMABLE, "queued"):  # queued: created by the launcher
             raise StoreError(
                 f"run {resume_run} is {run['status']}; only {', '.join(RESUMABLE)} runs can be resumed"
             )

@@ -9,6 +9,7 @@ so the copy stored with a run reproduces it without the files it came from.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +31,7 @@ DATA_SOURCES = (
     "text",
 )
 FILE_SOURCES = {"csv", "images", "text"}
+SYNTHETIC = ("synthetic_classification", "synthetic_regression")
 
 
 def _parent_checkpoint() -> Field:
@@ -51,8 +53,17 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             None,
             "the file or folder (csv, images, text); relative to the spec file",
             optional=True,
+            when={"source": tuple(sorted(FILE_SOURCES))},
+            traits={"path"},
         ),
-        Field("target", "str", None, "csv: the target column (default: the last column)", optional=True),
+        Field(
+            "target",
+            "str",
+            None,
+            "csv: the target column (default: the last column)",
+            optional=True,
+            when={"source": ("csv",)},
+        ),
         Field(
             "val_fraction",
             "float",
@@ -61,20 +72,43 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             min=0,
             max=0.9,
             min_exclusive=True,
+            label="Validation share",
         ),
-        Field("split_seed", "int", 0, "seed of the train/validation split", min=0),
-        Field("image_size", "ints", [32, 32], "images: resize to height, width", min=1),
-        Field("grayscale", "bool", False, "images: read as one channel"),
-        Field("context", "int", 64, "text: tokens (bytes) per training sample", min=2),
-        Field("samples", "int", 2000, "synthetic: number of samples", min=10),
-        Field("features", "int", 20, "synthetic: number of features", min=1),
-        Field("classes", "int", 3, "synthetic classification: number of classes", min=2),
+        Field("split_seed", "int", 0, "seed of the train/validation split", min=0, label="Split seed"),
+        Field(
+            "image_size",
+            "ints",
+            [32, 32],
+            "images: resize to height, width",
+            min=1,
+            when={"source": ("images",)},
+        ),
+        Field("grayscale", "bool", False, "images: read as one channel", when={"source": ("images",)}),
+        Field(
+            "context",
+            "int",
+            64,
+            "text: tokens (bytes) per training sample",
+            min=2,
+            when={"source": ("text",)},
+        ),
+        Field("samples", "int", 2000, "synthetic: number of samples", min=10, when={"source": SYNTHETIC}),
+        Field("features", "int", 20, "synthetic: number of features", min=1, when={"source": SYNTHETIC}),
+        Field(
+            "classes",
+            "int",
+            3,
+            "synthetic classification: number of classes",
+            min=2,
+            when={"source": ("synthetic_classification",)},
+        ),
         Field(
             "noise",
             "float",
             0.1,
             "synthetic: label noise (classification) or output noise (regression)",
             min=0,
+            when={"source": SYNTHETIC},
         ),
     ),
     "task": (
@@ -89,10 +123,27 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
     ),
     "optim": (
         Field("name", "choice", "adamw", "optimizer", choices=("sgd", "adam", "adamw")),
-        Field("lr", "float", 1e-3, "peak learning rate", min=0, max=10, min_exclusive=True),
+        Field(
+            "lr",
+            "float",
+            1e-3,
+            "peak learning rate",
+            min=0,
+            max=10,
+            min_exclusive=True,
+            label="Learning rate",
+        ),
         Field("weight_decay", "float", 0.0, "decoupled for adamw, L2 for sgd and adam", min=0, max=1),
-        Field("momentum", "float", 0.9, "sgd momentum", min=0, max=0.999),
-        Field("betas", "floats", [0.9, 0.999], "adam/adamw betas", min=0, max=0.9999),
+        Field("momentum", "float", 0.9, "sgd momentum", min=0, max=0.999, when={"name": ("sgd",)}),
+        Field(
+            "betas",
+            "floats",
+            [0.9, 0.999],
+            "adam/adamw betas",
+            min=0,
+            max=0.9999,
+            when={"name": ("adam", "adamw")},
+        ),
         Field(
             "grad_clip",
             "float",
@@ -101,14 +152,47 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             min=0,
             min_exclusive=True,
             optional=True,
+            label="Gradient clip",
         ),
     ),
     "schedule": (
         Field("name", "choice", "constant", "learning-rate schedule", choices=("constant", "step", "cosine")),
-        Field("warmup_steps", "int", 0, "linear warm-up from 0 over this many steps", min=0),
-        Field("step_size", "int", 1000, "step: multiply by gamma every this many steps", min=1),
-        Field("gamma", "float", 0.1, "step: the factor", min=0, max=1, min_exclusive=True),
-        Field("min_lr_ratio", "float", 0.0, "cosine: final lr as a fraction of the peak", min=0, max=1),
+        Field(
+            "warmup_steps",
+            "int",
+            0,
+            "linear warm-up from 0 over this many steps",
+            min=0,
+            label="Warm-up steps",
+        ),
+        Field(
+            "step_size",
+            "int",
+            1000,
+            "step: multiply by gamma every this many steps",
+            min=1,
+            when={"name": ("step",)},
+        ),
+        Field(
+            "gamma",
+            "float",
+            0.1,
+            "step: the factor",
+            min=0,
+            max=1,
+            min_exclusive=True,
+            when={"name": ("step",)},
+        ),
+        Field(
+            "min_lr_ratio",
+            "float",
+            0.0,
+            "cosine: final lr as a fraction of the peak",
+            min=0,
+            max=1,
+            label="Min LR ratio",
+            when={"name": ("cosine",)},
+        ),
     ),
     "train": (
         Field("epochs", "int", 10, "passes over the training data", min=1, max=100000),
@@ -119,9 +203,12 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             "stop after this many optimizer steps (overrides epochs)",
             min=1,
             optional=True,
+            label="Max steps",
         ),
         Field("batch_size", "int", 64, "samples per device per micro-batch", min=1),
-        Field("grad_accum", "int", 1, "micro-batches per optimizer step", min=1, max=1024),
+        Field(
+            "grad_accum", "int", 1, "micro-batches per optimizer step", min=1, max=1024, label="Accumulation"
+        ),
         Field(
             "precision",
             "choice",
@@ -129,13 +216,22 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             "bf16 autocast (CPU, CUDA) or fp16 with a grad scaler (CUDA)",
             choices=("fp32", "bf16", "fp16"),
         ),
-        Field("eval_every", "int", 0, "evaluate every N steps (0: at the end of every epoch)", min=0),
-        Field("eval_batch_size", "int", 512, "samples per evaluation batch", min=1),
+        Field(
+            "eval_every",
+            "int",
+            0,
+            "evaluate every N steps (0: at the end of every epoch)",
+            min=0,
+            label="Evaluate every",
+        ),
+        Field("eval_batch_size", "int", 512, "samples per evaluation batch", min=1, label="Eval batch size"),
         Field("seed", "int", 0, "seeds weights, shuffling and dropout", min=0),
         Field("deterministic", "bool", False, "use deterministic kernels (slower)"),
     ),
     "checkpoint": (
-        Field("every", "int", 0, "save every N steps (0: at the end of every epoch)", min=0),
+        Field(
+            "every", "int", 0, "save every N steps (0: at the end of every epoch)", min=0, label="Save every"
+        ),
         Field("keep", "int", 3, "periodic checkpoints kept besides the last", min=1, max=1000),
     ),
     "hardware": (
@@ -147,7 +243,14 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             choices=("auto", "cpu", "cuda", "mps"),
         ),
         Field(
-            "gpus", "ints", None, "CUDA device indices to use (default: all visible)", min=0, optional=True
+            "gpus",
+            "ints",
+            None,
+            "CUDA device indices to use (default: all visible)",
+            min=0,
+            optional=True,
+            label="GPUs",
+            when={"device": ("auto", "cuda")},
         ),
         Field(
             "strategy",
@@ -164,22 +267,31 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             min=1,
             max=1024,
             optional=True,
+            label="Processes/machine",
         ),
-        Field("nnodes", "any", "1", "machines: N, or MIN:MAX for an elastic run"),
+        Field("nnodes", "any", "1", "machines: N, or MIN:MAX for an elastic run", label="Machines"),
         Field(
             "node_rank",
             "int",
             0,
             "this machine's place (0: the launching machine, which holds the run store)",
             min=0,
+            label="Node rank",
         ),
         Field(
             "rdzv_endpoint",
             "str",
             "",
             "HOST:PORT of the launching machine, where the others meet (needed for several machines)",
+            label="Rendezvous",
         ),
-        Field("rdzv_id", "str", "", "rendezvous id shared by the machines (default: trainbench-run-<id>)"),
+        Field(
+            "rdzv_id",
+            "str",
+            "",
+            "rendezvous id shared by the machines (default: trainbench-run-<id>)",
+            label="Rendezvous id",
+        ),
         Field(
             "fsdp_sharding",
             "choice",
@@ -187,13 +299,23 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             "fsdp: shard parameters, gradients and optimizer state (full_shard), keep parameters "
             "gathered between forward and backward (shard_grad_op), or replicate (no_shard)",
             choices=("full_shard", "shard_grad_op", "no_shard"),
+            label="FSDP sharding",
+            when={"strategy": ("fsdp",)},
         ),
-        Field("cpu_offload", "bool", False, "fsdp on CUDA: keep the shards in CPU memory between uses"),
+        Field(
+            "cpu_offload",
+            "bool",
+            False,
+            "fsdp on CUDA: keep the shards in CPU memory between uses",
+            label="CPU offload",
+            when={"strategy": ("fsdp",)},
+        ),
         Field(
             "activation_checkpointing",
             "bool",
             False,
             "recompute Repeat / TransformerBlock activations in backward: less memory, ~30% more compute",
+            label="Act. checkpointing",
         ),
     ),
     "prune": (
@@ -204,6 +326,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             "id of the completed run to prune (required for a prune run)",
             min=1,
             optional=True,
+            traits={"run"},
         ),
         Field(
             "method",
@@ -239,8 +362,26 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             min_exclusive=True,
             max_exclusive=True,
         ),
-        Field("max_params", "int", None, "target params: the parameter budget", min=1, optional=True),
-        Field("max_flops", "int", None, "target flops: the budget of FLOPs per sample", min=1, optional=True),
+        Field(
+            "max_params",
+            "int",
+            None,
+            "the parameter budget",
+            min=1,
+            optional=True,
+            label="Max params",
+            when={"target": ("params",)},
+        ),
+        Field(
+            "max_flops",
+            "int",
+            None,
+            "the budget of FLOPs per sample",
+            min=1,
+            optional=True,
+            label="Max FLOPs",
+            when={"target": ("flops",)},
+        ),
         Field(
             "steps",
             "int",
@@ -257,6 +398,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             "schedule sections govern the fine-tuning",
             min=0,
             optional=True,
+            label="Fine-tune epochs",
         ),
         Field(
             "keep",
@@ -281,6 +423,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             "id of the completed run to learn from (required for a distill run)",
             min=1,
             optional=True,
+            traits={"run"},
         ),
         Field(
             "student",
@@ -314,6 +457,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             None,
             "feature matching: a teacher node whose output the student learns to reproduce",
             optional=True,
+            label="Teacher feature",
         ),
         Field(
             "feature_student",
@@ -321,9 +465,15 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             None,
             "feature matching: the student node mapped onto it through a learned projection",
             optional=True,
+            label="Student feature",
         ),
         Field(
-            "feature_weight", "float", 1.0, "weight of the feature-matching (mean squared error) loss", min=0
+            "feature_weight",
+            "float",
+            1.0,
+            "weight of the feature-matching (mean squared error) loss",
+            min=0,
+            label="Feature weight",
         ),
         _parent_checkpoint(),
     ),
@@ -442,10 +592,31 @@ def _check_lineage(doc: dict, problems: list) -> None:
 CROSS_CHECKS.append(_check_lineage)
 
 
-def load_spec(path: str | Path) -> dict:
-    """Read, migrate and validate a spec file; raises SpecError (or DataError for the file)."""
+def load_spec(path: str | Path, sets: list[str] = (), store=None) -> dict:
+    """Read a spec file, apply `--set PATH=VALUE` overrides, migrate and validate it; raises
+    SpecError (or DataError for the file). Paths in it are relative to the file's folder."""
     path = Path(path)
-    return validate_spec(read_json(path), base_dir=path.parent)
+    return validate_spec(apply_overrides(read_json(path), list(sets)), base_dir=path.parent, store=store)
+
+
+def apply_overrides(doc: dict, sets: list[str]) -> dict:
+    """`train.epochs=3` → doc["train"]["epochs"] = 3 (values parsed as JSON when they are)."""
+    for item in sets:
+        path, sep, raw = item.partition("=")
+        if not sep or not path:
+            raise SpecError.at(path or item, "--set needs PATH=VALUE")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        *parents, leaf = path.split(".")
+        node = doc
+        for key in parents:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise SpecError.at(path, f"{key} is not a section")
+        node[leaf] = value
+    return doc
 
 
 def validate_spec(doc: dict, base_dir: str | Path | None = None, store=None) -> dict:

@@ -30,6 +30,7 @@ from engine.errors import StoreError
 
 STATUSES = ("queued", "running", "completed", "failed", "stopped", "crashed")
 FINAL = ("completed", "failed", "stopped", "crashed")
+RESUMABLE = ("stopped", "crashed", "failed")  # continue from the last checkpoint
 HEARTBEAT_S = 2.0  # a running run touches heartbeat_at this often
 STALE_S = 8.0  # a heartbeat older than this (plus one interval) means the run is dead
 BUSY_TIMEOUT_MS = 30_000
@@ -145,8 +146,30 @@ def _decode(rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
+def _metric_key(key: str) -> str:
+    """A summary key as written before summaries used metric names (`val_accuracy`)."""
+    if key.startswith("teacher_val_"):
+        return "teacher/" + key.removeprefix("teacher_val_")
+    if key.startswith("val_"):
+        return "val/" + key.removeprefix("val_")
+    return key
+
+
+def _m2_metric_names_in_summaries(db: sqlite_utils.Database) -> None:
+    """Summaries name metrics as their series do (`val/accuracy`, not `val_accuracy`)."""
+    rows = db.execute("SELECT id, summary FROM runs WHERE summary LIKE '%val\\_%' ESCAPE '\\'").fetchall()
+    for run_id, text in rows:
+        summary = {_metric_key(k): v for k, v in json.loads(text or "{}").items()}
+        compression = summary.get("compression")
+        if isinstance(compression, dict):
+            for name, figures in compression.items():
+                if isinstance(figures, dict):
+                    compression[name] = {_metric_key(k): v for k, v in figures.items()}
+        db.execute("UPDATE runs SET summary=? WHERE id=?", (json.dumps(summary), run_id))
+
+
 # Applied in order; the number applied is PRAGMA user_version. Append, never edit.
-MIGRATIONS = [_m1_initial]
+MIGRATIONS = [_m1_initial, _m2_metric_names_in_summaries]
 
 
 class RunStore:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from pathlib import Path
 
 from engine.errors import SpecError
 
@@ -66,11 +65,9 @@ def run_worker(
 
 
 def _read_spec(path: str, sets: list[str]) -> dict:
-    from engine.cli import apply_overrides
-    from engine.jsonfile import read_json
-    from engine.spec import validate_spec
+    from engine.spec import load_spec
 
-    return validate_spec(apply_overrides(read_json(Path(path)), list(sets)), base_dir=Path(path).parent)
+    return load_spec(path, sets)
 
 
 def die_with_launcher() -> None:

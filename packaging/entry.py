@@ -1,7 +1,7 @@
 """The frozen app's entry point: `trainbench` (and `trainbench-gui` on Windows) in the bundle.
 
 It behaves like the pip-installed console script `engine.cli:main`: no arguments open the desktop
-app, a subcommand runs headless. The engine processes the GUI starts (`engine.cli.command_line`)
+app, a subcommand runs headless. The engine processes the GUI starts (`engine.processes.command_line`)
 re-enter here with a subcommand, since a frozen app runs no `python -m ...`.
 
 TRAINBENCH_SELFCHECK=gui|ddp runs a check of the bundle itself (see trainbench_selfcheck.py);

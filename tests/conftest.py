@@ -65,12 +65,22 @@ def example(name: str, **overrides) -> dict:
 
     doc = json.loads((EXAMPLES / f"{name}.json").read_text())
     for section, values in overrides.items():
-        doc.setdefault(section, {}).update(values) if isinstance(values, dict) else doc.__setitem__(section, values)
+        doc.setdefault(section, {}).update(values) if isinstance(values, dict) else doc.__setitem__(
+            section, values
+        )
     return validate_spec(doc, base_dir=EXAMPLES)
 
 
 def trainbench(*args, db=None, check=False, timeout=300, **kw) -> subprocess.CompletedProcess:
     """Run the real command line in a subprocess."""
     env = {**os.environ, **({"TRAINBENCH_DB": str(db)} if db else {}), "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "engine.cli", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=timeout, check=check, cwd=ROOT, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=check,
+        cwd=ROOT,
+        **kw,
+    )

@@ -418,7 +418,7 @@ class ExperimentsArea(QWidget):
         self.open_model_requested.emit(graph)
 
     def export_metrics(self, path: str | Path | None = None) -> Path | None:
-        from engine.cli import export_metrics_csv
+        from engine.export import export_metrics_csv
 
         run = self.current_run()
         if run is None:

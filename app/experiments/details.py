@@ -29,9 +29,10 @@ from app.designer import display
 from app.experiments.colors import run_color
 from app.experiments.legend import FlowLayout
 from app.experiments.table_model import STATUS_COLORS, RunTableModel, format_duration
+from engine import format as fmt
+from engine.compare import HEADLINE_METRICS
 from engine.errors import StoreError
 
-HEADLINE = ("val_accuracy", "val_loss", "val_perplexity", "val_rmse")
 MANY_SHOWN = 14
 
 
@@ -214,9 +215,9 @@ class RunDetails(QScrollArea):
             self.facts.takeAt(0).widget().deleteLater()
         s = run["summary"]
         rows: list[tuple[str, str]] = []
-        for key in HEADLINE:
+        for key in HEADLINE_METRICS:
             if isinstance(s.get(key), int | float):
-                rows.append((key.removeprefix("val_").replace("_", " "), f"{s[key]:.4g}"))
+                rows.append((key.removeprefix("val/"), fmt.value(s[key])))
         if s.get("params") is not None:
             rows.append(("parameters", display.count(s["params"])))
         if s.get("flops") is not None:

@@ -31,11 +31,12 @@ from PySide6.QtWidgets import (
 from app import theme
 from app.runs.form import RunForm
 from app.runs.launcher import RunLauncher
-from app.runs.live import RESUMABLE, LiveRun
+from app.runs.live import LiveRun
 from app.runs.monitor import RunMonitor
 from app.runs.run_list import ENTRY_ROLE, Entry, RunListModel, RunListView
 from app.runs.spec_model import RunSpecModel
 from app.runs.style import stylesheet
+from engine.store import RESUMABLE
 
 TICK_MS = 100  # the one redraw timer: ~10 Hz
 HISTORY = 25  # past runs listed

@@ -27,6 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.runs.spec_model import UNSET
+from engine import format as fmt
+from engine.compare import headline
 from engine.fields import Field
 
 _INT_LIMIT = 2**31 - 1
@@ -267,11 +269,8 @@ class RunPickerEditor(FieldEditor):
 
 def _run_label(row: dict) -> str:
     summary = row.get("summary") or {}
-    result = ""
-    for key in ("val_accuracy", "val_perplexity", "val_rmse", "val_loss"):
-        if key in summary:
-            result = f" — {key[4:]} {summary[key]:.4g}"
-            break
+    head = headline(summary)
+    result = f" — {head[0].split('/', 1)[-1]} {fmt.value(head[1])}" if head else ""
     return f"#{row['id']} {row['name']} ({row['kind']}){result}"
 
 

@@ -17,8 +17,8 @@ from PySide6.QtWidgets import QListWidget, QListWidgetItem, QWidget
 
 from app.runs.field_editors import FieldEditor
 from app.runs.spec_model import UNSET
-from engine.cli import command_line
 from engine.fields import Field
+from engine.processes import command_line
 from engine.spec import parse_nnodes
 
 
@@ -197,7 +197,7 @@ class DeviceList(FieldEditor):
 def join_command(spec_file: str | Path | None, spec: dict) -> str | None:
     """What each further machine of a multi-machine run runs (None for one machine): the
     engine's own join line, the one `trainbench run` prints at launch."""
-    from engine.join import join_commands
+    from engine.processes import join_commands
 
     hardware = spec["hardware"]
     try:

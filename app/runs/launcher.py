@@ -25,12 +25,12 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.runs.follow import RunReader
-from app.runs.live import FINAL, RESUMABLE, LiveRun
+from app.runs.live import LiveRun
 from app.runs.process import EngineProcess
-from engine.cli import command_line
 from engine.errors import StoreError
+from engine.processes import command_line
 from engine.spec import INHERITED, SECTIONS
-from engine.store import RunStore
+from engine.store import FINAL, RESUMABLE, RunStore
 
 POLL_MS = 500  # reattached runs: how often the store is read for new points
 

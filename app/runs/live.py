@@ -15,10 +15,10 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from app.plots import CurveBuffer
+from engine.compare import HEADLINE_METRICS, headline
+from engine.store import FINAL
 
 LIVE = ("starting", "running", "stopping")
-FINAL = ("completed", "failed", "stopped", "crashed")
-RESUMABLE = ("stopped", "crashed", "failed")  # engine.runner.RESUMABLE, less queued
 MAX_LOG_LINES = 20_000
 
 
@@ -94,15 +94,10 @@ class LiveRun(QObject):
         return max(0.0, self.eta_s - since)
 
     def headline(self) -> tuple[str, float] | None:
-        """The metric a run is judged by, for lists: accuracy, perplexity, rmse, else loss."""
-        for key in ("val/accuracy", "val/perplexity", "val/rmse", "val/loss", "train/loss"):
-            buf = self.series.get(key)
-            if buf is not None and buf.n:
-                return key, float(buf.y[buf.n - 1])
-        for key in ("val_accuracy", "val_perplexity", "val_rmse", "val_loss"):
-            if key in self.summary:
-                return key.replace("_", "/", 1), float(self.summary[key])
-        return None
+        """The metric a run is judged by (`engine.compare.headline`), from the newest point of
+        its curves, else its summary; the training loss until a validation metric exists."""
+        last = {k: float(b.y[b.n - 1]) for k, b in self.series.items() if b.n}
+        return headline(last, (*HEADLINE_METRICS, "train/loss")) or headline(self.summary)
 
     # ------------------------------------------------------------ writing
 

@@ -32,7 +32,8 @@ from PySide6.QtWidgets import (
 
 from app import theme
 from app.plots import PALETTE, MetricPlot, format_value
-from app.runs.live import RESUMABLE, LiveRun
+from app.runs.live import LiveRun
+from engine.store import RESUMABLE
 
 LOG_SHOWN = 5000  # lines kept in the console (the run's log file has them all)
 COLUMNS = 2

@@ -1,7 +1,7 @@
 """`EngineProcess`: one `trainbench` engine process, started with QProcess, whose JSON-lines
 event stream is parsed as it arrives — never a thread in the GUI process, never a blocking read.
 
-The argv comes from `engine.cli.command_line`, which works from a source checkout, a pip
+The argv comes from `engine.processes.command_line`, which works from a source checkout, a pip
 install and a frozen bundle alike. Stop is SIGTERM (`terminate`: the engine finishes the step,
 writes a final checkpoint and records `stopped`); kill is SIGKILL (the store then reports the
 run `crashed`). `release` lets the process outlive the window: the app closes, the run goes on,

@@ -18,6 +18,7 @@ from app.plots import format_value, paint_sparkline
 from app.runs.launcher import QueuedRun
 from app.runs.live import LiveRun
 from app.runs.monitor import duration
+from engine.compare import headline
 
 STATUS_COLORS = {
     "starting": "#66758a",
@@ -247,10 +248,9 @@ def _result_text(live: LiveRun | None, row: dict | None) -> str:
         return " · ".join(bits)
     summary = row.get("summary") or {}
     bits = [row["kind"]]
-    for key in ("val_accuracy", "val_perplexity", "val_rmse", "val_loss"):
-        if key in summary:
-            bits.append(f"{key[4:]} {format_value(summary[key])}")
-            break
+    head = headline(summary)
+    if head:
+        bits.append(f"{head[0].split('/', 1)[-1]} {format_value(head[1])}")
     if summary.get("steps"):
         bits.append(f"{summary['steps']:,} steps")
     return " · ".join(bits)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from engine.errors import StoreError
 from engine.events import EventStream
-from engine.join import JOIN_FIELDS, join_commands, join_sets, torchrun_line  # noqa: F401 - re-exported
-from engine.store import RunStore
+from engine.processes import command_line, join_commands
+from engine.store import RESUMABLE, RunStore
 from engine.strategies.world import WorldPlan, check_devices
 
 DEFAULT_PORT = 29400
@@ -109,9 +109,6 @@ def launch_run(
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.rendezvous import RendezvousError
 
-    from engine.cli import command_line
-    from engine.runner import RESUMABLE
-
     check_devices(plan)
     events = events or EventStream(None)
     store = RunStore(store_path)
@@ -119,7 +116,7 @@ def launch_run(
         run_id = store.create_run(spec, kind=spec["task"]["kind"], parent_id=parent_id)
     else:
         status = store.get_run(resume_run)["status"]
-        if status not in RESUMABLE:
+        if status not in (*RESUMABLE, "queued"):
             raise StoreError(f"run {resume_run} is {status}; only {', '.join(RESUMABLE)} runs can be resumed")
         run_id = resume_run
     events.run_id = run_id
@@ -240,8 +237,6 @@ def join_run(spec: dict, plan: WorldPlan, spec_file: str, sets: list[str], echo:
     recorded here: the store lives on the launching machine; a failure is reported on stderr
     with its rank and traceback."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-
-    from engine.cli import command_line
 
     hw = spec["hardware"]
     check_devices(plan)

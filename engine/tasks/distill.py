@@ -78,7 +78,7 @@ def run(ctx: RunContext) -> dict:
             {"before": (teacher_model, teacher.analysis), "after": (student, analysis)}, data, objective
         )
         ctx.update_summary(compression=compression)
-    return {**result, **{k.replace("val/", "teacher_val_"): v for k, v in taught.items()}}
+    return {**result, **{k.replace("val/", "teacher/"): v for k, v in taught.items()}}
 
 
 class DistillLoss:

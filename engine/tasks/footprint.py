@@ -90,7 +90,7 @@ def quantize_int8(model: nn.Module) -> nn.Module:
 def compare(models: dict[str, tuple[nn.Module, Analysis]], data: Dataset, objective: Objective) -> dict:
     """Footprints of several models (e.g. before, after, quantized), measured together.
 
-    Returns {name: {params, nonzero_params, flops, bytes, latency_ms, val_loss, val_...}}
+    Returns {name: {params, nonzero_params, flops, bytes, latency_ms, val/loss, val/...}}
     plus a `latency` entry saying how latency was measured.
     """
     cpu = {name: (copy.deepcopy(m).cpu().eval(), a) for name, (m, a) in models.items()}
@@ -107,7 +107,7 @@ def compare(models: dict[str, tuple[nn.Module, Analysis]], data: Dataset, object
             "flops": analysis.total_flops,
             "bytes": weights_bytes(model),
             "latency_ms": ms,
-            **{k.replace("/", "_"): v for k, v in metrics.items()},
+            **metrics,
         }
     out["latency"] = {
         "device": "cpu",

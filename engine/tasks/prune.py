@@ -174,12 +174,12 @@ def save_without_finetuning(ctx, model, graph, analysis, data: Dataset, objectiv
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     ctx.save_checkpoint({"model": state, "graph": graph.to_dict(), "step": 0, "epoch": 0.0}, 0, "final")
     ctx.update_summary(params=analysis.total_params, flops=analysis.total_flops, dataset=data.summary())
-    return {"epochs": 0.0, **{k.replace("/", "_"): v for k, v in metrics.items()}}
+    return {"epochs": 0.0, **metrics}
 
 
 def _log_tradeoff(ctx, c: dict) -> None:
     before, after = c["before"], c["after"]
-    acc = "val_accuracy" if "val_accuracy" in before else "val_loss"
+    acc = "val/accuracy" if "val/accuracy" in before else "val/loss"
     ctx.log(
         f"parameters {before['params']:,} → {after['params']:,}, FLOPs {before['flops']:,} → {after['flops']:,}, "
         f"latency {before['latency_ms']:.2f} → {after['latency_ms']:.2f} ms "

@@ -13,11 +13,12 @@ from collections.abc import Callable
 import torch
 
 from engine.data import Dataset, load_dataset
+from engine.errors import Diverged
 from engine.graph.build import GraphModule
 from engine.graph.model import Graph
 from engine.graph.shapes import Analysis, validate
 from engine.optim import make_optimizer, make_scheduler
-from engine.runner import Diverged, RunContext
+from engine.runner import RunContext
 from engine.strategies import make_strategy
 from engine.tasks.batches import BatchPlan
 from engine.tasks.objectives import Objective, check_model_fits
@@ -220,7 +221,7 @@ def fit(
     return {
         "steps": step,
         "epochs": round(step / plan.steps_per_epoch, 3),
-        **{k.replace("/", "_"): v for k, v in last_eval.items()},
+        **last_eval,
     }
 
 

@@ -116,8 +116,8 @@ def _add_run(store, spec, kind, parent, status, points, quality, params, rng, cr
         "flops": int(params) * 2,
         "steps": points,
         "epochs": float(epochs[-1]),
-        "val_loss": float(val_loss[-1]) if len(vs) else None,
-        "val_accuracy": float(val_acc[-1]) if len(vs) else None,
+        "val/loss": float(val_loss[-1]) if len(vs) else None,
+        "val/accuracy": float(val_acc[-1]) if len(vs) else None,
     }
     store.finish_run(rid, status, summary, error="RuntimeError: loss is nan" if status == "failed" else None)
     if created is not None:

@@ -135,7 +135,7 @@ def test_the_form_is_generated_from_the_registry(qtbot, monkeypatch):
 
 def test_parent_and_teacher_come_from_completed_runs(runs_area, qtbot, store):
     parent_id = store.create_run(spec(name="parent"), status="running")
-    store.finish_run(parent_id, "completed", {"val_accuracy": 0.97})
+    store.finish_run(parent_id, "completed", {"val/accuracy": 0.97})
     failed = store.create_run(spec(name="broken"), status="running")
     store.finish_run(failed, "failed", error="boom")
     form = runs_area.form

@@ -110,7 +110,7 @@ def distillation(store: RunStore, seeds: list[int], setting: str) -> dict:
 def accuracy(store: RunStore, r: dict, first: int | None) -> float:
     """The run's validation accuracy, or its accuracy on the first `first` validation samples."""
     if first is None:
-        return r["summary"]["val_accuracy"]
+        return r["summary"]["val/accuracy"]
     from contextlib import nullcontext
 
     from engine.data import load_dataset, split
@@ -158,9 +158,9 @@ def main() -> None:
         ("FLOPs per sample", "flops"),
         ("weights size (bytes)", "bytes"),
         ("latency, ms (run's figure)", "latency_ms"),
-        ("val accuracy (%)", "val_accuracy"),
+        ("val accuracy (%)", "val/accuracy"),
     ):
-        if key == "val_accuracy":
+        if key == "val/accuracy":
             cells, change = (
                 (f"{b[key] * 100:.2f}", f"{a[key] * 100:.2f}"),
                 f"{(a[key] - b[key]) * 100:+.2f} pt",

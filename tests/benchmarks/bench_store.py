@@ -44,7 +44,9 @@ def ours(path: Path, steps, vals, walls) -> tuple[float, float, float]:
     rid = store.create_run({"name": "bench"})
     t = time.perf_counter()
     for i in range(0, len(steps), CHUNK):
-        store.add_metrics(rid, {"train/loss": (steps[i : i + CHUNK], vals[i : i + CHUNK], walls[i : i + CHUNK])})
+        store.add_metrics(
+            rid, {"train/loss": (steps[i : i + CHUNK], vals[i : i + CHUNK], walls[i : i + CHUNK])}
+        )
     ingest = len(steps) / (time.perf_counter() - t)
     # The training thread's side: one dict append per step, drained by the recorder.
     b = MetricBatcher()
@@ -68,13 +70,22 @@ def rows(path: Path, steps, vals, walls) -> tuple[float, float]:
     t = time.perf_counter()
     for i in range(0, len(steps), CHUNK):
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO m VALUES (1, 'train/loss', ?, ?, ?)",
-                         zip(steps[i : i + CHUNK].tolist(), vals[i : i + CHUNK].tolist(), walls[i : i + CHUNK].tolist(), strict=True))
+        conn.executemany(
+            "INSERT INTO m VALUES (1, 'train/loss', ?, ?, ?)",
+            zip(
+                steps[i : i + CHUNK].tolist(),
+                vals[i : i + CHUNK].tolist(),
+                walls[i : i + CHUNK].tolist(),
+                strict=True,
+            ),
+        )
         conn.execute("COMMIT")
     ingest = len(steps) / (time.perf_counter() - t)
 
     def read():
-        r = conn.execute("SELECT step, value, wall FROM m WHERE run_id=1 AND key='train/loss' ORDER BY step").fetchall()
+        r = conn.execute(
+            "SELECT step, value, wall FROM m WHERE run_id=1 AND key='train/loss' ORDER BY step"
+        ).fetchall()
         a = np.array(r)
         return a[:, 0].astype(np.int64), a[:, 1], a[:, 2]
 
@@ -118,8 +129,13 @@ def mlflow(folder: Path, steps, vals) -> tuple[float, float] | None:
     now = int(time.time() * 1000)
     t = time.perf_counter()
     for i in range(0, len(steps), CHUNK):  # log_batch takes at most 1,000 metrics per call
-        client.log_batch(run.info.run_id, metrics=[Metric("train_loss", float(v), now, int(s))
-                                                   for s, v in zip(steps[i : i + CHUNK], vals[i : i + CHUNK], strict=True)])
+        client.log_batch(
+            run.info.run_id,
+            metrics=[
+                Metric("train_loss", float(v), now, int(s))
+                for s, v in zip(steps[i : i + CHUNK], vals[i : i + CHUNK], strict=True)
+            ],
+        )
     ingest = len(steps) / (time.perf_counter() - t)
     t_read, got = best_of(lambda: client.get_metric_history(run.info.run_id, "train_loss"), 3)
     assert len(got) == len(steps)
@@ -170,21 +186,27 @@ def concurrency(db: Path, procs: int = 4, seconds: float = 8.0):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--points", type=int, default=1_000_000)
-    ap.add_argument("--peer-points", type=int, default=100_000, help="points for TensorBoard and MLflow (slow)")
+    ap.add_argument(
+        "--peer-points", type=int, default=100_000, help="points for TensorBoard and MLflow (slow)"
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     rng = np.random.default_rng(0)
     n = args.points
     steps, vals = np.arange(n, dtype=np.int64), rng.normal(size=n).cumsum()
     walls = time.time() + np.arange(n) * 1e-3
-    print(f"SQLite {sqlite3.sqlite_version}; load average {os.getloadavg()[0]:.2f}; one series of {n:,} points")
+    print(
+        f"SQLite {sqlite3.sqlite_version}; load average {os.getloadavg()[0]:.2f}; one series of {n:,} points"
+    )
 
     ing, read, batcher = ours(tmp / "ours.db", steps, vals, walls)
     print(f"trainbench chunks   ingest {ing / 1e6:6.2f} M points/s   read {read * 1e3:8.1f} ms")
     print(f"  training-thread side: MetricBatcher.add {batcher / 1e6:.2f} M calls/s")
     r_ing, r_read = rows(tmp / "rows.db", steps, vals, walls)
-    print(f"row per point       ingest {r_ing / 1e6:6.2f} M points/s   read {r_read * 1e3:8.1f} ms   "
-          f"(chunks read {r_read / read:.0f}× faster)")
+    print(
+        f"row per point       ingest {r_ing / 1e6:6.2f} M points/s   read {r_read * 1e3:8.1f} ms   "
+        f"(chunks read {r_read / read:.0f}× faster)"
+    )
 
     m = args.peer_points
     print(f"\npeers, {m:,} points (their ingest is too slow for {n:,}); ours at the same size:")
@@ -193,14 +215,20 @@ def main():
     for name, fn in (("TensorBoard events", tensorboard), ("MLflow SQLite", mlflow)):
         res = fn(tmp / name.split()[0].lower(), steps[:m], vals[:m])
         if res is None:
-            print(f"{name:19} not installed (pip install {'tensorboard' if 'Tensor' in name else 'mlflow-skinny sqlalchemy alembic'})")
+            print(
+                f"{name:19} not installed (pip install {'tensorboard' if 'Tensor' in name else 'mlflow-skinny sqlalchemy alembic'})"
+            )
         else:
-            print(f"{name:19} ingest {res[0] / 1e6:6.3f} M points/s   read {res[1] * 1e3:8.1f} ms   "
-                  f"(ours: {ing_m / res[0]:.0f}× faster ingest, {res[1] / read_m:.0f}× faster read)")
+            print(
+                f"{name:19} ingest {res[0] / 1e6:6.3f} M points/s   read {res[1] * 1e3:8.1f} ms   "
+                f"(ours: {ing_m / res[0]:.0f}× faster ingest, {res[1] / read_m:.0f}× faster read)"
+            )
 
     errors, logged, stored, check = concurrency(tmp / "concurrent.db")
-    print(f"\n4 processes logging 2 series at ~2,000 steps/s each for 8 s: {errors} lock errors, "
-          f"{stored:,} of {logged:,} points stored, integrity_check: {check}")
+    print(
+        f"\n4 processes logging 2 series at ~2,000 steps/s each for 8 s: {errors} lock errors, "
+        f"{stored:,} of {logged:,} points stored, integrity_check: {check}"
+    )
 
 
 if __name__ == "__main__":

@@ -15,9 +15,11 @@ def two_runs(tmp_path_factory):
     """Two short completed wine runs that differ in learning rate."""
     db = tmp_path_factory.mktemp("cli") / "runs.db"
     for lr in (0.003, 0.01):
-        out = trainbench("run", EXAMPLES / "wine_csv.json", "--set", "train.epochs=3", "--set", f"optim.lr={lr}", db=db)
+        out = trainbench(
+            "run", EXAMPLES / "wine_csv.json", "--set", "train.epochs=3", "--set", f"optim.lr={lr}", db=db
+        )
         assert out.returncode == 0, out.stderr
-        assert "completed: val_loss" in out.stderr
+        assert "completed: val/loss" in out.stderr
     return db
 
 
@@ -25,12 +27,17 @@ def test_runs_lists_both_as_table_and_json(two_runs):
     table = trainbench("runs", db=two_runs)
     assert "wine-csv" in table.stdout and table.stdout.count("completed") == 2
     rows = json.loads(trainbench("runs", "--json", db=two_runs).stdout)
-    assert [r["id"] for r in rows] == [2, 1] and rows[0]["summary"]["val_accuracy"] > 0.5
+    assert [r["id"] for r in rows] == [2, 1] and rows[0]["summary"]["val/accuracy"] > 0.5
 
 
 def test_show_prints_metrics_checkpoints_and_lineage(two_runs):
     out = trainbench("show", "1", db=two_runs).stdout
-    assert "run 1  wine-csv  (train, completed)" in out and "train/loss" in out and "final" in out and "lineage" in out
+    assert (
+        "run 1  wine-csv  (train, completed)" in out
+        and "train/loss" in out
+        and "final" in out
+        and "lineage" in out
+    )
     doc = json.loads(trainbench("show", "1", "--json", db=two_runs).stdout)
     assert doc["metrics"]["train/loss"]["count"] == doc["run"]["summary"]["steps"]
 
@@ -40,7 +47,10 @@ def test_compare_shows_only_what_differs(two_runs):
     assert "optim.lr" in out and "train.epochs" not in out and "val/accuracy" in out
     table = json.loads(trainbench("compare", "1", "2", "--json", db=two_runs).stdout)
     assert table["params"]["optim.lr"] == [0.003, 0.01] and table["differing"] == ["optim.lr"]
-    assert "train.epochs" in json.loads(trainbench("compare", "1", "2", "--all", "--json", db=two_runs).stdout)["params"]
+    assert (
+        "train.epochs"
+        in json.loads(trainbench("compare", "1", "2", "--all", "--json", db=two_runs).stdout)["params"]
+    )
 
 
 def test_export_pytorch_rebuilds_the_trained_model(two_runs, tmp_path):
@@ -71,7 +81,10 @@ def test_devices_json_reports_sqlite(two_runs):
     [
         (["run", "missing.json"], "missing.json: file not found"),
         (["show", "999"], "no run 999 in"),
-        (["run", str(EXAMPLES / "wine_csv.json"), "--set", "optim.lr=-1"], "optim.lr: must be > 0 and <= 10, got -1"),
+        (
+            ["run", str(EXAMPLES / "wine_csv.json"), "--set", "optim.lr=-1"],
+            "optim.lr: must be > 0 and <= 10, got -1",
+        ),
         (["run"], "give a spec file, or --resume RUN"),
     ],
 )
@@ -84,4 +97,11 @@ def test_user_mistakes_are_one_line_without_traceback(args, message):
 def test_ops_lists_the_registry():
     ops = json.loads(trainbench("ops", "--json").stdout)
     assert {"Conv2d", "TransformerBlock", "Repeat", "Concat"} <= set(ops)
-    assert {"name": "out_channels", "kind": "int", "default": 16, "min": 1, "help": "number of output channels"} in ops["Conv2d"]["params"]
+    assert {
+        "name": "out_channels",
+        "label": "Out channels",
+        "kind": "int",
+        "default": 16,
+        "min": 1,
+        "help": "number of output channels",
+    } in ops["Conv2d"]["params"]

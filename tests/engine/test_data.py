@@ -16,7 +16,12 @@ def data(**kw):
 
 @pytest.mark.parametrize(
     "source, shape, classes",
-    [("digits", (1, 8, 8), 10), ("wine", (13,), 3), ("breast_cancer", (30,), 2), ("synthetic_classification", (20,), 3)],
+    [
+        ("digits", (1, 8, 8), 10),
+        ("wine", (13,), 3),
+        ("breast_cancer", (30,), 2),
+        ("synthetic_classification", (20,), 3),
+    ],
 )
 def test_builtin_sets(source, shape, classes):
     ds = load_dataset(data(source=source))
@@ -85,9 +90,15 @@ def test_image_folder_and_an_undecodable_image(tmp_path):
     for cls in ("circle", "square"):
         (tmp_path / cls).mkdir()
         for i in range(6):
-            Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(tmp_path / cls / f"{i}.png")
+            Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(
+                tmp_path / cls / f"{i}.png"
+            )
     ds = load_dataset(data(source="images", path=str(tmp_path), image_size=[16, 16]))
-    assert ds.input_shape == (3, 16, 16) and ds.classes == ["circle", "square"] and len(ds.x_train) + len(ds.x_val) == 12
+    assert (
+        ds.input_shape == (3, 16, 16)
+        and ds.classes == ["circle", "square"]
+        and len(ds.x_train) + len(ds.x_val) == 12
+    )
     assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
     (tmp_path / "square" / "broken.png").write_bytes(b"not an image")
     with pytest.raises(DataError, match="broken.png: cannot decode image"):
@@ -103,7 +114,10 @@ def test_text_windows_predict_the_next_byte(tmp_path):
         load_dataset(data(source="text", path=write(tmp_path / "s.txt", "tiny"), context=64))
 
 
-@pytest.mark.parametrize("source, loader", [("digits", "load_digits"), ("wine", "load_wine"), ("breast_cancer", "load_breast_cancer")])
+@pytest.mark.parametrize(
+    "source, loader",
+    [("digits", "load_digits"), ("wine", "load_wine"), ("breast_cancer", "load_breast_cancer")],
+)
 def test_bundled_files_read_directly_equal_scikit_learns_loaders(source, loader):
     import sklearn.datasets
 
@@ -112,6 +126,9 @@ def test_bundled_files_read_directly_equal_scikit_learns_loaders(source, loader)
     n = len(ds.x_train) + len(ds.x_val)
     assert n == len(ref.target) and sorted(np.concatenate([ds.y_train, ds.y_val])) == sorted(ref.target)
     if source == "digits":
-        assert np.array_equal(np.sort(np.concatenate([ds.x_train, ds.x_val]).reshape(n, -1).sum(1)), np.sort(ref.data.sum(1) / 16))
+        assert np.array_equal(
+            np.sort(np.concatenate([ds.x_train, ds.x_val]).reshape(n, -1).sum(1)),
+            np.sort(ref.data.sum(1) / 16),
+        )
     else:
         assert ds.classes == list(ref.target_names)

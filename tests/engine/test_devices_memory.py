@@ -240,7 +240,7 @@ def test_cuda_low_precision_trains(db_path, precision):
     rid, status = execute(db_path, _cuda_spec("digits_cnn", train={"precision": precision, "epochs": 2}))
     run = RunStore(db_path).get_run(rid)
     assert status == "completed", run["error"]
-    assert run["summary"]["val_accuracy"] > 0.8
+    assert run["summary"]["val/accuracy"] > 0.8
 
 
 @pytest.mark.cuda

@@ -39,8 +39,8 @@ def test_distilled_quarter_width_student_reaches_90_percent(teacher):
 
     assert run["parent_id"] == teacher_id and run["kind"] == "distill"
     assert s["params"] <= t["params"] / 4
-    assert s["val_accuracy"] >= 0.90
-    assert s["teacher_val_accuracy"] == pytest.approx(t["val_accuracy"])
+    assert s["val/accuracy"] >= 0.90
+    assert s["teacher/accuracy"] == pytest.approx(t["val/accuracy"])
     c = s["compression"]
     assert c["before"]["params"] == t["params"] and c["after"]["params"] == s["params"]
 
@@ -88,7 +88,7 @@ def test_alpha_zero_is_exactly_plain_training_of_the_student(teacher):
     del plain["distill"]
     plain_id, _ = execute(store.path, validate_spec(plain, base_dir=EXAMPLES))
     kd, ref = store.get_run(kd_id)["summary"], store.get_run(plain_id)["summary"]
-    assert kd["val_loss"] == ref["val_loss"] and kd["val_accuracy"] == ref["val_accuracy"]
+    assert kd["val/loss"] == ref["val/loss"] and kd["val/accuracy"] == ref["val/accuracy"]
 
 
 def test_half_width_preset_is_the_default_student(teacher):

@@ -68,7 +68,7 @@ def test_two_processes_train_exactly_like_one_with_the_same_global_batch(runs, s
     np.testing.assert_allclose(two, one, rtol=0, atol=1e-5)
     summary = by[strategy]["summary"]
     assert summary["world_size"] == 2 and summary["global_batch"] == 32 and summary["strategy"] == strategy
-    assert summary["val_loss"] == pytest.approx(by["single"]["summary"]["val_loss"], abs=1e-5)
+    assert summary["val/loss"] == pytest.approx(by["single"]["summary"]["val/loss"], abs=1e-5)
     log = (RunStore(db).artifacts_dir(by[strategy]["id"]) / "run.log").read_text()
     assert "global batch 32 (8 × 2 accumulation × 2 process(es))" in log
 

@@ -31,12 +31,16 @@ def problems(g):
 
 
 def test_channel_mismatch_names_node_and_counts():
-    g = chain(("conv1", "Conv2d", {"out_channels": 16}), ("conv2", "Conv2d", {"in_channels": 3, "out_channels": 8}))
+    g = chain(
+        ("conv1", "Conv2d", {"out_channels": 16}), ("conv2", "Conv2d", {"in_channels": 3, "out_channels": 8})
+    )
     assert ("conv2", "expects 3 input channels, got 16") in problems(g)
 
 
 def test_every_problem_is_reported_at_once():
-    g = chain(("conv1", "Conv2d", {"out_channels": 16, "kernel_size": 0}), ("fc", "Linear", {"out_features": 4}))
+    g = chain(
+        ("conv1", "Conv2d", {"out_channels": 16, "kernel_size": 0}), ("fc", "Linear", {"out_features": 4})
+    )
     g.add_node("Add", node_id="add")
     g.connect("x", "add")
     found = problems(g)

@@ -20,4 +20,6 @@ def test_every_package_is_listed_for_setuptools():
 def test_resources_resolve():
     from engine import RESOURCES
 
-    assert (RESOURCES / "templates" / "cnn.json").is_file() and (RESOURCES / "examples" / "digits_cnn.json").is_file()
+    assert (RESOURCES / "templates" / "cnn.json").is_file() and (
+        RESOURCES / "examples" / "digits_cnn.json"
+    ).is_file()

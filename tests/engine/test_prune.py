@@ -55,7 +55,7 @@ def test_structured_half_channels_keeps_accuracy_and_rebuilds_from_its_graph(par
     assert run["parent_id"] == parent_id and run["kind"] == "prune"
     assert s["params"] <= 0.55 * before["params"]  # parameters down >= 45%
     assert s["flops"] < before["flops"]
-    assert s["val_accuracy"] >= before["val_accuracy"] - 0.02
+    assert s["val/accuracy"] >= before["val/accuracy"] - 0.02
     assert c["widths"] == {"conv1": [32, 16], "conv2": [64, 32], "fc": [128, 64]}  # the head is kept
     assert c["before"]["params"] == before["params"] and c["after"]["params"] == s["params"]
     assert c["after"]["bytes"] < c["before"]["bytes"] and c["after"]["latency_ms"] > 0
@@ -70,7 +70,7 @@ def test_structured_half_channels_keeps_accuracy_and_rebuilds_from_its_graph(par
     data = load_dataset(example("digits_cnn")["data"])
     x, y = torch.as_tensor(data.x_val), torch.as_tensor(data.y_val)
     metrics = Objective("classification").evaluate(rebuilt, x, y, 512, nullcontext)
-    assert metrics["val/accuracy"] == pytest.approx(s["val_accuracy"])
+    assert metrics["val/accuracy"] == pytest.approx(s["val/accuracy"])
     # ... and it exports like any run's model
     from engine.graph.export import export
 
@@ -114,7 +114,7 @@ def test_unstructured_80_percent_sparsity_is_exact_and_survives_fine_tuning(pare
     assert c["after"]["params"] == c["before"]["params"]  # same dense size...
     assert c["after"]["nonzero_params"] < 0.3 * c["before"]["params"]  # ...mostly zeros
     if epochs:
-        assert run["summary"]["val_accuracy"] >= 0.9
+        assert run["summary"]["val/accuracy"] >= 0.9
 
 
 def test_param_budget_in_two_steps_is_met(parent):
@@ -139,7 +139,7 @@ def test_taylor_one_shot_without_fine_tuning_and_int8(parent):
     c = run["summary"]["compression"]
     assert c["after"]["params"] < c["before"]["params"]
     assert c["int8"]["bytes"] < c["after"]["bytes"]  # int8 weights: smaller again
-    assert c["int8"]["val_accuracy"] > 0.5
+    assert c["int8"]["val/accuracy"] > 0.5
     assert [cp["tag"] for cp in store.checkpoints(run["id"])] == ["final"]
 
 

@@ -25,7 +25,11 @@ def base(**sections):
 def test_defaults_are_filled_and_model_inlined():
     s = load_spec(EXAMPLES / "digits_cnn.json")
     assert s["schema"] == 1 and s["model"]["nodes"][0]["id"] == "image"
-    assert s["optim"]["betas"] == [0.9, 0.999] and s["checkpoint"]["keep"] == 2 and s["hardware"]["device"] == "auto"
+    assert (
+        s["optim"]["betas"] == [0.9, 0.999]
+        and s["checkpoint"]["keep"] == 2
+        and s["hardware"]["device"] == "auto"
+    )
 
 
 def test_range_error_names_path_and_range():
@@ -52,7 +56,9 @@ def test_required_fields():
 
 def test_file_sources_need_a_path_and_builtins_refuse_one():
     assert ("data.path", "is required for source 'csv'") in errors({"model": CNN, "data": {"source": "csv"}})
-    assert any(p == "data.path" for p, _ in errors({"model": CNN, "data": {"source": "digits", "path": "x.csv"}}))
+    assert any(
+        p == "data.path" for p, _ in errors({"model": CNN, "data": {"source": "digits", "path": "x.csv"}})
+    )
 
 
 def test_graph_problems_are_reported_under_model():
@@ -71,7 +77,9 @@ def test_model_file_is_resolved_relative_to_the_spec(tmp_path):
 
 
 def test_newer_schema_is_refused_clearly():
-    assert errors(base(schema=99)) == [("schema", "version 99 is newer than this Trainbench understands (1); upgrade Trainbench")]
+    assert errors(base(schema=99)) == [
+        ("schema", "version 99 is newer than this Trainbench understands (1); upgrade Trainbench")
+    ]
 
 
 def test_older_schema_is_migrated(monkeypatch):

@@ -45,7 +45,9 @@ def test_not_a_database(tmp_path):
 def test_metrics_round_trip_and_summaries(store):
     rid = store.create_run({"name": "r"})
     rng = np.random.default_rng(0)
-    chunks = [(np.arange(i, i + 100), rng.normal(size=100), np.full(100, 1e9 + i)) for i in range(0, 1000, 100)]
+    chunks = [
+        (np.arange(i, i + 100), rng.normal(size=100), np.full(100, 1e9 + i)) for i in range(0, 1000, 100)
+    ]
     for s, v, w in chunks:
         store.add_metrics(rid, {"train/loss": (s, v, w)})
     steps, vals, walls = store.series(rid, "train/loss")
@@ -91,8 +93,13 @@ def _writer(db, n_runs, n_chunks, errors):
             rid = s.create_run({"name": f"w{os.getpid()}"})
             s.start_run(rid)
             for c in range(n_chunks):
-                s.add_metrics(rid, {"loss": (np.arange(c * 50, c * 50 + 50), np.random.rand(50), np.zeros(50)),
-                                    "acc": (np.array([c]), np.array([0.5]), np.zeros(1))})
+                s.add_metrics(
+                    rid,
+                    {
+                        "loss": (np.arange(c * 50, c * 50 + 50), np.random.rand(50), np.zeros(50)),
+                        "acc": (np.array([c]), np.array([0.5]), np.zeros(1)),
+                    },
+                )
                 s.heartbeat(rid)
                 s.list_runs(limit=5)  # readers interleave with writers
             s.finish_run(rid, "completed", {"chunks": n_chunks})
@@ -179,6 +186,8 @@ def test_corrupt_or_foreign_checkpoint_says_which_and_why(tmp_path):
 
 def test_checkpoints_refuse_pickled_code(tmp_path):
     evil = tmp_path / "evil.pt"
-    torch.save({"format": checkpoint.FORMAT, "model": torch.nn.Linear(2, 2)}, evil)  # a whole module: pickled code
+    torch.save(
+        {"format": checkpoint.FORMAT, "model": torch.nn.Linear(2, 2)}, evil
+    )  # a whole module: pickled code
     with pytest.raises(StoreError, match="not a readable checkpoint"):
         checkpoint.load(evil)

@@ -23,7 +23,7 @@ def test_digits_cnn_reaches_95_percent_within_a_minute(db_path):
     elapsed = time.perf_counter() - t0
     run = RunStore(db_path).get_run(rid)
     assert status == "completed", run["error"]
-    assert run["summary"]["val_accuracy"] >= 0.95
+    assert run["summary"]["val/accuracy"] >= 0.95
     assert elapsed < 60
     store = RunStore(db_path)
     series = store.series_summaries(rid)
@@ -50,7 +50,9 @@ def test_char_lm_validation_loss_falls(db_path):
 
 
 def test_divergence_fails_the_run_naming_the_step(db_path):
-    spec = example("wine_csv", optim={"name": "sgd", "lr": 10.0, "momentum": 0.99}, train={"epochs": 50, "batch_size": 8})
+    spec = example(
+        "wine_csv", optim={"name": "sgd", "lr": 10.0, "momentum": 0.99}, train={"epochs": 50, "batch_size": 8}
+    )
     spec["data"] = {**spec["data"], "source": "synthetic_regression", "path": None, "target": None}
     spec["model"]["nodes"][0]["params"]["shape"] = [20]
     spec["model"]["nodes"][-1]["params"]["out_features"] = 1
@@ -62,7 +64,9 @@ def test_divergence_fails_the_run_naming_the_step(db_path):
 
 def test_gradient_accumulation_matches_a_larger_batch(db_path):
     def losses(batch, accum):
-        spec = example("wine_csv", train={"epochs": 1, "max_steps": 6, "batch_size": batch, "grad_accum": accum})
+        spec = example(
+            "wine_csv", train={"epochs": 1, "max_steps": 6, "batch_size": batch, "grad_accum": accum}
+        )
         spec["model"]["nodes"][3]["params"]["p"] = 0.0  # no dropout: both runs must see the same function
         rid, status = execute(db_path, spec)
         assert status == "completed"
@@ -74,13 +78,16 @@ def test_gradient_accumulation_matches_a_larger_batch(db_path):
 def test_bf16_autocast_trains_on_cpu(db_path):
     rid, status = execute(db_path, example("digits_mlp", train={"epochs": 3, "precision": "bf16"}))
     run = RunStore(db_path).get_run(rid)
-    assert status == "completed" and run["summary"]["val_accuracy"] > 0.85
+    assert status == "completed" and run["summary"]["val/accuracy"] > 0.85
 
 
 def test_fp16_on_cpu_is_a_clear_spec_error(db_path):
     rid, status = execute(db_path, example("digits_mlp", train={"precision": "fp16"}))
     assert status == "failed"
-    assert RunStore(db_path).get_run(rid)["error"] == "train.precision: fp16 needs a CUDA device (it relies on a grad scaler); on cpu use bf16 or fp32"
+    assert (
+        RunStore(db_path).get_run(rid)["error"]
+        == "train.precision: fp16 needs a CUDA device (it relies on a grad scaler); on cpu use bf16 or fp32"
+    )
 
 
 def test_model_that_does_not_fit_the_data_fails_before_training(db_path):
@@ -105,8 +112,14 @@ def _spec_file(tmp_path, **train):
 
 def _start(*args, db):
     env = {**os.environ, "TRAINBENCH_DB": str(db), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", "run", *map(str, args), "--events", "-"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "run", *map(str, args), "--events", "-"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def _follow_until(proc, predicate):
@@ -135,7 +148,10 @@ def test_kill_9_marks_crashed_keeps_metrics_and_resume_continues_the_same_curve(
     events = _follow_until(proc, lambda e: e["event"] == "checkpoint" and e["step"] >= 80)
     run_id = events[0]["run_id"]
     time.sleep(1.5)  # let a flush pass: points older than a second must survive the kill
-    seen_before = max((s for e in events if e["event"] == "metrics" for s in e["points"].get("train/loss", [[]])[0]), default=0)
+    seen_before = max(
+        (s for e in events if e["event"] == "metrics" for s in e["points"].get("train/loss", [[]])[0]),
+        default=0,
+    )
     proc.send_signal(signal.SIGKILL)
     proc.wait()
 
@@ -211,5 +227,7 @@ def test_resume_of_a_completed_run_is_refused(db_path, status):
 
     rid, st = execute(db_path, example("wine_csv", train={"epochs": 1}))
     assert st == status
-    with pytest.raises(StoreError, match=f"run {rid} is completed; only stopped, crashed, failed, queued runs can be resumed"):
+    with pytest.raises(
+        StoreError, match=f"run {rid} is completed; only stopped, crashed, failed runs can be resumed"
+    ):
         execute(db_path, resume_run=rid)

@@ -1,10 +1,22 @@
-"""The commands another machine runs to join a multi-machine run. Plain string building, no
-torch, so the run form can show them as the user types; `launch` prints the same lines."""
+"""Command lines that start engine processes: `trainbench ARGS` in a new process (how the GUI
+and the elastic launcher start every engine process), and the lines another machine runs to
+join a multi-machine run. Plain string building, no torch, so the run form can show them as
+the user types; `engine.strategies.launch` runs and prints the same lines."""
 
 from __future__ import annotations
 
 import json
 import shlex
+import sys
+
+
+def command_line(*args: str) -> list[str]:
+    """argv that runs `trainbench ARGS` in a new process, from a source checkout, a pip install or
+    a frozen app bundle alike."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, *args]
+    return [sys.executable, "-m", "engine.cli", *args]
+
 
 # The fields a joining machine takes from the launching machine's command line.
 JOIN_FIELDS = ("rdzv_endpoint", "rdzv_id", "nnodes", "node_rank")
