@@ -10,10 +10,10 @@ import argparse
 import inspect
 import json
 import sys
-import time
 from pathlib import Path
 
 from engine import format as fmt
+from engine import run_table
 from engine.compare import compare_table, headline
 from engine.errors import GraphError, SpecError, TrainbenchError
 from engine.export import FORMATS as EXPORT_FORMATS
@@ -351,9 +351,7 @@ def _memory_estimate(spec: dict, analysis):
 
 
 def _duration(run) -> str:
-    if not run["started_at"]:
-        return ""
-    return fmt.duration((run["ended_at"] or time.time()) - run["started_at"])
+    return fmt.duration(run_table.elapsed(run["started_at"], run["ended_at"]))
 
 
 def _headline(summary: dict) -> str:
