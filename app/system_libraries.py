@@ -49,6 +49,9 @@ DEBIAN_PACKAGES = {
     "libglib-2.0.so.0": "libglib2.0-0",
     "libgthread-2.0.so.0": "libglib2.0-0",
 }
+#: libraries PySide6 ships itself: when ldd cannot find one (an app bundle lays them out its
+#: own way) that is no missing system package, and Qt may still find it
+SHIPPED_WITH_PYSIDE6 = ("libQt6", "libicu", "libpyside6", "libshiboken6")
 LDD_TIMEOUT_S = 10
 _LINE = re.compile(r"^\s*(\S+)\s+=>\s+(.*?)\s*(?:\(0x[0-9a-f]+\))?\s*$")
 
@@ -89,7 +92,8 @@ def xcb_plugin() -> Path | None:
 
 
 def missing_libraries(plugin: Path) -> list[str]:
-    """Libraries the plugin, or the libQt6XcbQpa it links, needs and the system lacks.
+    """System libraries the plugin, or the libQt6XcbQpa it links, needs and the system lacks
+    (PySide6's own libraries are left out: see SHIPPED_WITH_PYSIDE6).
 
     ldd lists dependencies transitively, so on a healthy start the plugin's list, one ldd of
     ~30 ms, covers libQt6XcbQpa's too. libQt6XcbQpa is read on its own only when that list is
@@ -103,7 +107,7 @@ def missing_libraries(plugin: Path) -> list[str]:
     )
     if qpa.is_file():
         missing += [name for name in _ldd(qpa).missing if name not in missing]
-    return missing
+    return [name for name in missing if not name.startswith(SHIPPED_WITH_PYSIDE6)]
 
 
 def uses_xcb(argv: Sequence[str], env: Mapping[str, str], platform: str = sys.platform) -> bool:
@@ -123,15 +127,12 @@ def uses_xcb(argv: Sequence[str], env: Mapping[str, str], platform: str = sys.pl
 def install_hint(missing: Sequence[str]) -> str:
     """One line naming the missing libraries and the command that installs them."""
     packages = list(dict.fromkeys(DEBIAN_PACKAGES[m] for m in missing if m in DEBIAN_PACKAGES))
-    qt = [m for m in missing if m.startswith("libQt6")]
-    unknown = [m for m in missing if m not in DEBIAN_PACKAGES and m not in qt]
+    unknown = [m for m in missing if m not in DEBIAN_PACKAGES]
     text = f"trainbench: the desktop app needs system libraries that are missing: {', '.join(missing)}"
     if packages:
         text += f"; install them with: sudo apt-get install {' '.join(packages)}"
     if unknown:
         text += f"; find the package{'s' if len(unknown) > 1 else ''} for {', '.join(unknown)} with your package manager"
-    if qt:
-        text += "; PySide6 is incomplete: pip install --force-reinstall PySide6-Essentials"
     return text
 
 

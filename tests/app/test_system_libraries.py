@@ -57,7 +57,7 @@ def test_the_line_names_the_missing_libraries_and_the_apt_get_command():
         "libxcb-keysyms.so.1; install them with: sudo apt-get install libxcb-icccm4 libxcb-keysyms1"
     )
     assert "cursor" not in line
-    odd = sl.install_hint(["libEGL.so.1", "libGL.so.1", "libfoo.so.3"])
+    odd = sl.install_hint(["libEGL.so.1", "libGL.so.1", "libfoo.so.3"])  # one without a known package
     assert "apt-get install libegl1 libgl1;" in odd and "libfoo.so.3 with your package manager" in odd
     assert "\n" not in odd
 
@@ -95,13 +95,21 @@ def test_real_ldd_on_the_real_plugin():
 
 
 @linux_only
-def test_a_plugin_outside_pyside6s_layout_is_reported_as_an_incomplete_pyside6(tmp_path):
-    fake = tmp_path / "plugins" / "platforms" / "libqxcb.so"  # its $ORIGIN/../../lib is empty
+def test_the_plugin_is_checked_wherever_it_lies_and_pyside6s_own_libraries_are_not_judged(tmp_path):
+    real = sl.xcb_plugin()
+    fake = tmp_path / "PySide6" / "Qt" / "plugins" / "platforms" / "libqxcb.so"
     fake.parent.mkdir(parents=True)
-    shutil.copy(sl.xcb_plugin(), fake)
-    line = sl.xcb_problem([], {"QT_QPA_PLATFORM": "xcb"}, plugin=fake)
-    assert line is not None and "libQt6XcbQpa.so.6" in line and "pip install --force-reinstall" in line
-    assert sl.xcb_problem([], {"QT_QPA_PLATFORM": "xcb"}, plugin=tmp_path / "none" / "libqxcb.so") is None
+    shutil.copy(real, fake)
+    xcb = {"QT_QPA_PLATFORM": "xcb"}
+    # its $ORIGIN/../../lib holds no Qt: ldd cannot find libQt6XcbQpa, which is no system package
+    assert (
+        "libQt6XcbQpa.so.6"
+        in sl.parse_ldd(subprocess.run(["ldd", fake], capture_output=True, text=True).stdout).missing
+    )
+    assert sl.missing_libraries(fake) == [] and sl.xcb_problem([], xcb, plugin=fake) is None
+    (tmp_path / "PySide6" / "Qt" / "lib").symlink_to(real.parents[2] / "lib")
+    assert sl.missing_libraries(fake) == sl.missing_libraries(real)
+    assert sl.xcb_problem([], xcb, plugin=tmp_path / "none" / "libqxcb.so") is None
 
 
 def _library_folder() -> Path | None:
