@@ -27,15 +27,17 @@ def count(n: int | float | None) -> str:
 def value(v: float | int | None) -> str:
     """A metric value in four significant digits: 0.019013814628124237 → '0.01901', 3e-05 →
     '3e-05' (Python's `g` turns to an exponent below 1e-4 and drops trailing zeros, so a
-    learning rate reads as typed); thousands with a separator, a million and more with an
-    exponent; '' when missing."""
+    learning rate reads as typed); thousands with a separator (and a decimal unless whole), a
+    million and more with an exponent; '' when missing."""
     if v is None:
         return ""
     if isinstance(v, bool) or isinstance(v, int):
         return str(v)
     if not math.isfinite(v):
         return str(v)
-    return f"{v:,.1f}" if 1000 <= abs(v) < 1e6 else f"{v:.4g}"
+    if 1000 <= abs(v) < 1e6:
+        return f"{v:,.0f}" if v.is_integer() else f"{v:,.1f}"
+    return f"{v:.4g}"
 
 
 def field(name: str, v) -> str:
