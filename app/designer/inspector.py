@@ -30,9 +30,10 @@ from PySide6.QtWidgets import (
 )
 
 from app import icons
-from app.designer import commands, display
+from app.designer import commands
 from app.designer.document import MISSING, GraphDocument
 from app.designer.palette import swatch
+from engine import format as fmt
 from engine.fields import Field
 from engine.graph import OPS, Analysis
 
@@ -341,7 +342,7 @@ class _OpForm(QWidget):
                 ("Input", ", ".join(str(t) for t in info.inputs) or "—"),
                 ("Output", str(info.out) if info.out else "?"),
                 ("Parameters", f"{info.n_params:,}"),
-                ("FLOPs", display.count(info.flops)),
+                ("FLOPs", fmt.count(info.flops)),
             ]
         _set_text(
             self.info,

@@ -573,8 +573,8 @@ class RunForm(QWidget):
         self.status.style().polish(self.status)
 
     def _update_model_summary(self) -> None:
-        from app.designer.display import count
         from engine.errors import GraphError
+        from engine.format import count
         from engine.graph import Graph, analyze
 
         source = self.model.model_source
