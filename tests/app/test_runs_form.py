@@ -84,7 +84,8 @@ def test_an_invalid_field_shows_the_engines_message_and_nothing_starts(runs_area
     assert lr.error.isVisible() and "must be > 0" in lr.error.text()
     assert lr.widget.property("invalid") is True
     assert not form.start_button.isEnabled() and not form.queue_button.isEnabled()
-    assert "optim.lr" in form.status.text()
+    assert form.status.text() == "✖ 1 problem"
+    assert form.status_detail.full.startswith("— optim.lr: must be > 0")
 
     retype(qtbot, lr.widget, "fast")  # not a number at all: still the engine's words
     assert "must be a number" in lr.error.text()
