@@ -267,17 +267,22 @@ class RunForm(QWidget):
         self.queue_button.clicked.connect(lambda: self._submit(self.queue_requested))
         top = QHBoxLayout()
         top.addWidget(title)
-        top.addSpacing(12)
-        top.addWidget(self.status)
-        top.addWidget(self.status_detail, 1)
+        top.addStretch(1)
         for b in (self.load_button, self.save_button):
             top.addWidget(b)
         top.addSpacing(12)
         top.addWidget(self.queue_button)
         top.addWidget(self.start_button)
+        # the state on a line of its own, so the first problem has the page's width to be read
+        state = QHBoxLayout()
+        state.setSpacing(6)
+        state.addWidget(self.status)
+        state.addWidget(self.status_detail, 1)
         layout = QVBoxLayout(self.header)
-        layout.setContentsMargins(20, 12, 20, 10)
+        layout.setContentsMargins(20, 10, 20, 8)
+        layout.setSpacing(4)
         layout.addLayout(top)
+        layout.addLayout(state)
 
     def _build_form(self) -> QWidget:
         content = QWidget(objectName="formContent")

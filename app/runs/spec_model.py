@@ -29,6 +29,7 @@ from engine.fields import Field
 from engine.spec import SCHEMA_VERSION, SECTIONS, TOP_LEVEL, validate_spec
 
 MODEL_SOURCES = ("designer", "file", "inline", "parent")
+ENGINE_FAILED = "the engine failed while checking this spec, which is a bug in Trainbench"
 
 DEFAULT_DOC = {
     "schema": SCHEMA_VERSION,
@@ -259,6 +260,8 @@ class RunSpecModel(QObject):
                 problems.setdefault(path, []).append(message)
         except TrainbenchError as err:  # a model file that cannot be read, say
             problems.setdefault("model", []).append(str(err))
+        except Exception as err:  # noqa: BLE001 - an engine defect must not take the form down
+            problems.setdefault("", []).append(f"{ENGINE_FAILED} ({type(err).__name__}: {err})")
         self.spec, self.problems = spec, problems
         self.validated.emit()
 
