@@ -184,16 +184,26 @@ class _Combo(FieldEditor):
 
 
 class ChoiceEditor(_Combo):
+    """The field's choices; a field without a default value (an optional one, or one the user
+    must give) also offers "no choice" (UNSET), labelled by `set_unset_label`."""
+
     def _make_widget(self) -> QWidget:
         combo = super()._make_widget()
-        if self.field.optional and self.field.default is None:
-            combo.addItem("(default)", UNSET)
+        if self.field.required or self.field.default is None:
+            combo.addItem("Choose…" if self.field.required else "(default)", UNSET)
         for choice in self.field.choices:
             combo.addItem(str(choice), choice)
         return combo
 
+    def set_unset_label(self, text: str) -> None:
+        """What "no choice" means here ("(the parent run's)" for a value a run inherits)."""
+        if self.widget.itemData(0) is UNSET:
+            self.widget.setItemText(0, text)
+
     def show_value(self, value, is_set: bool = True) -> None:
-        unset = value is None and self.field.default is None
+        if not is_set and not self.field.required:
+            value = self.field.default
+        unset = (value is None or not is_set) and self.widget.itemData(0) is UNSET
         written = value if isinstance(value, str) else json.dumps(value, default=repr)
         self._show(UNSET if unset else value, f"{written} (not allowed)")
 

@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import theme
-from app.fields import FieldEditor, PathEditor, RunPicker, field_tooltip, make_editor
+from app.fields import ChoiceEditor, FieldEditor, PathEditor, RunPicker, field_tooltip, make_editor
 from app.runs.background import LatestJob
 from app.runs.data_preview import DataPreview, resolve_data_paths
 from app.runs.hardware import DeviceDetector, DeviceList, describe_fit, estimate_fit, join_command
@@ -54,7 +54,7 @@ from engine.compare import headline
 from engine.errors import TrainbenchError
 from engine.fields import Field, check_fields
 from engine.jsonfile import read_json
-from engine.spec import SECTIONS, TOP_LEVEL
+from engine.spec import INHERITED, SECTIONS, TOP_LEVEL
 
 SECTION_TITLES = {
     "data": "Data",
@@ -520,6 +520,10 @@ class RunForm(QWidget):
             self.cards[section].setVisible(section == kind)
         derived = inherits(self.model.doc)
         parents_data = derived and self.model.value("data.source") is None
+        for name, section in INHERITED.items():  # what "no value" means for an inherited field
+            row = self.rows.get(f"{section}.{name}" if section else name)
+            if row is not None and isinstance(row.editor, ChoiceEditor):
+                row.editor.set_unset_label("(the parent run's)" if derived else "Choose…")
         for row in self.rows.values():
             if parents_data and row.section == "data":
                 applies = row.field.name == "source"  # the parent's data, unless a source is chosen
@@ -646,7 +650,7 @@ class RunForm(QWidget):
 
     def _request_previews(self) -> None:
         data = self._checked("data")
-        if data is not None and data.get("source") is None:
+        if inherits(self.model.doc) and self.model.value("data.source") is None:
             self.preview.request(None, "auto")
             self.preview.message.setText("The run uses its parent's data.")
         else:

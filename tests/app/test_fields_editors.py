@@ -21,7 +21,7 @@ from app.fields import (
     field_tooltip,
     make_editor,
 )
-from engine.fields import Field
+from engine.fields import REQUIRED, Field
 
 LR = Field(
     "lr", "float", 1e-3, "peak learning rate", min=0, max=10, min_exclusive=True, label="Learning rate"
@@ -154,6 +154,16 @@ def test_check_boxes_and_combo_boxes_report_values(qtbot):
     assert combo.widget.currentText() == '["adam"] (not allowed)'
     combo.show_value("sgd")
     assert combo.widget.count() == 3 and combo.widget.currentText() == "sgd"
+
+    required = shown(qtbot, make_editor(Field("source", "choice", REQUIRED, choices=("digits", "csv"))))
+    required.show_value(None, is_set=False)
+    assert required.widget.currentText() == "Choose…" and required.widget.count() == 3
+    required.set_unset_label("(the parent run's)")
+    assert required.widget.currentText() == "(the parent run's)"
+    required.show_value("csv")
+    assert required.widget.currentText() == "csv"
+    combo.show_value(None, is_set=False)  # unset, with a default: the default
+    assert combo.widget.currentText() == "adamw"
 
     optional = shown(qtbot, make_editor(Field("student", "choice", None, choices=("a", "b"), optional=True)))
     seen = Recorder(optional)

@@ -10,6 +10,7 @@ import threading
 import pytest
 from PySide6.QtCore import Qt
 
+from app.fields import UNSET
 from app.runs.form import RunForm
 from app.runs.spec_model import ENGINE_FAILED, RunSpecModel
 from engine.fields import Field
@@ -134,6 +135,11 @@ def test_the_form_is_generated_from_the_registry(qtbot, monkeypatch):
     choose(qtbot, editor(form, "task.kind").widget, "prune")
     assert form.cards["prune"].isVisibleTo(form) and not form.cards["distill"].isVisibleTo(form)
     assert "required for a prune run" in editor(form, "prune.parent").error.text()
+    assert editor(form, "data.source").widget.currentText() == "csv"
+    model.set("data.source", UNSET)  # a prune run may take its parent's data
+    assert editor(form, "data.source").widget.currentText() == "(the parent run's)"
+    assert not form.rows["data.val_fraction"].label.isVisibleTo(form)
+    assert form.preview.message.text() == "The run uses its parent's data."
     form.shutdown()
 
 
