@@ -258,7 +258,7 @@ def test_the_queue_outlives_the_window_and_comes_back_paused(runs_area, qtbot, d
 
 
 def test_new_fields_appear_with_their_label_traits_and_condition(qtbot, monkeypatch):
-    from app.fields import PathEditor, RunPicker
+    from app.fields import MultilineEditor, PathEditor, RunPicker
 
     cache = Field(
         "cache", "str", None, "csv: a cache folder", optional=True, traits={"path"}, when={"source": ("csv",)}
@@ -267,9 +267,10 @@ def test_new_fields_appear_with_their_label_traits_and_condition(qtbot, monkeypa
         "threads", "int", None, "torch threads per process", min=1, optional=True, label="Threads"
     )
     base = Field("base", "int", None, "the run to start from", min=1, optional=True, traits={"run"})
+    notes = Field("notes", "str", "", "what this run tries", traits={"multiline"})
     monkeypatch.setitem(SECTIONS, "data", (*SECTIONS["data"], cache))
     monkeypatch.setitem(SECTIONS, "hardware", (*SECTIONS["hardware"], threads))
-    monkeypatch.setitem(SECTIONS, "train", (*SECTIONS["train"], base))
+    monkeypatch.setitem(SECTIONS, "train", (*SECTIONS["train"], base, notes))
     model = RunSpecModel()
     form = RunForm(model, completed_runs=lambda: [{"id": 4, "name": "p", "kind": "train", "summary": {}}])
     qtbot.addWidget(form)
@@ -286,7 +287,10 @@ def test_new_fields_appear_with_their_label_traits_and_condition(qtbot, monkeypa
     form.refresh_runs()
     choose(qtbot, editor(form, "train.base").widget, 4)
     retype(qtbot, editor(form, "hardware.threads").widget, "2")
+    assert isinstance(editor(form, "train.notes"), MultilineEditor)
+    qtbot.keyClicks(editor(form, "train.notes").widget, "wider")
     assert model.doc["train"]["base"] == 4 and model.doc["hardware"]["threads"] == 2
+    assert model.doc["train"]["notes"] == "wider"
     form.shutdown()
 
 
