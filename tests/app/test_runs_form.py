@@ -16,6 +16,7 @@ from app.runs.spec_model import ENGINE_FAILED, RunSpecModel
 from engine.fields import Field
 from engine.spec import SECTIONS
 from tests.app.runs_fixtures import EXAMPLES, ROOT, curve_length, spec, wait_status
+from tests.app.test_fields_editors import wheel
 
 TEMPLATES = ROOT / "resources" / "templates"
 
@@ -297,26 +298,6 @@ def test_new_fields_appear_with_their_label_traits_and_condition(qtbot, monkeypa
 # ------------------------------------------------------------------ the wheel
 
 
-def wheel_over(widget, notches: int):
-    """A real wheel event over the middle of `widget` (negative notches scroll down)."""
-    from PySide6.QtCore import QPoint, QPointF
-    from PySide6.QtGui import QWheelEvent
-    from PySide6.QtWidgets import QApplication
-
-    local = QPointF(widget.rect().center())
-    event = QWheelEvent(
-        local,
-        QPointF(widget.mapToGlobal(local.toPoint())),
-        QPoint(0, 0),
-        QPoint(0, 120 * notches),
-        Qt.MouseButton.NoButton,
-        Qt.KeyboardModifier.NoModifier,
-        Qt.ScrollPhase.NoScrollPhase,
-        False,
-    )
-    QApplication.sendEvent(widget, event)
-
-
 def test_the_wheel_scrolls_the_form_and_changes_no_setting(runs_area, qtbot):
     form = runs_area.form
     assert form.load_spec(EXAMPLES / "digits_mlp.json")
@@ -334,9 +315,9 @@ def test_the_wheel_scrolls_the_form_and_changes_no_setting(runs_area, qtbot):
         form.scroll.ensureWidgetVisible(widget, 0, 200)
         start = bar.value()
         notches = -1 if start < bar.maximum() else 1
-        wheel_over(widget, notches)
+        wheel(widget, notches)
         assert bar.value() != start, widget.objectName()  # the page scrolled
-        wheel_over(widget, -notches)
+        wheel(widget, -notches)
         assert bar.value() == start
     assert json.dumps(runs_area.model.doc, sort_keys=True) == before  # no setting changed
     assert editor(form, "train.epochs").widget.value() == 10
@@ -350,7 +331,7 @@ def test_the_wheel_scrolls_the_form_and_changes_no_setting(runs_area, qtbot):
     qtbot.waitUntil(form.window().isActiveWindow)
     qtbot.mouseClick(epochs.lineEdit(), Qt.MouseButton.LeftButton)
     start = bar.value()
-    wheel_over(epochs, 1)
+    wheel(epochs, 1)
     assert runs_area.model.doc["train"]["epochs"] == 11 and bar.value() == start
 
 
