@@ -85,7 +85,6 @@ class FieldEditor(QWidget):
         # The fields this editor edits: one, except for composites such as the device checklist,
         # whose `typed`/`finished` then carry {field name: raw} and `show_value` takes the same.
         self.fields: tuple[Field, ...] = (field,)
-        self.section = section
         self.widget = self._make_widget()
         self.widget.setToolTip(field_tooltip(field, section))
         self.widget.installEventFilter(self)
