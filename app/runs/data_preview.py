@@ -73,7 +73,9 @@ def load_preview(data: dict, objective: str) -> Preview:
         cols = min(COLUMNS, x.shape[1])
         out.header = [f"x{i}" for i in range(cols)] + (["…"] if x.shape[1] > cols else []) + ["target"]
         for xi, yi in zip(x[:ROWS], ds.y_train[:ROWS], strict=False):
-            target = ds.classes[int(yi)] if ds.classes else ", ".join(fmt.value(float(v)) for v in np.ravel(yi))
+            target = (
+                ds.classes[int(yi)] if ds.classes else ", ".join(fmt.value(float(v)) for v in np.ravel(yi))
+            )
             cells = [fmt.value(float(v)) for v in xi[:cols]]
             out.rows.append(cells + (["…"] if x.shape[1] > cols else []) + [target])
     return out
