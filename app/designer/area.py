@@ -148,9 +148,11 @@ class DesignerArea(QMainWindow):
         undo = stack.createUndoAction(self, "&Undo")
         undo.setShortcuts(QKeySequence.keyBindings(Key.Undo))
         undo.setIcon(icons.icon("undo"))
+        undo.setProperty("title", "Undo")  # its text names the step it undoes
         redo = stack.createRedoAction(self, "&Redo")
         redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         redo.setIcon(icons.icon("redo"))
+        redo.setProperty("title", "Redo")
         self.addActions([undo, redo])
         keys = QKeySequence
         return DesignerActions(

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QLabel, QMessageBox
 from app import settings, theme
 from app.designer import commands
 from app.designer.document import GraphDocument
+from app.designer.interactions import GESTURES
 from engine.errors import TrainbenchError
 from engine.graph import Graph
 from tests.app.conftest import click_node, snapshot
@@ -242,3 +243,60 @@ def test_start_up_shows_the_window_without_importing_torch(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "shown True Untitled (digits-cnn)[*] — Trainbench False" in out.stdout
+
+
+def test_the_designer_toolbar_status_and_shortcuts_stay_with_the_designer(window, qtbot):
+    area, doc = window.designer, window.doc
+    window.activateWindow()
+    bar = [window.toolbar, window.validity, window.zoom_label]
+    assert all(w.isVisible() for w in bar)
+    # On its own tab, Delete deletes the selected node...
+    click_node(qtbot, area, "drop")
+    qtbot.keyClick(area.view, Qt.Key.Key_Delete)
+    assert "drop" not in doc.graph.nodes
+    doc.undo_stack.undo()
+    click_node(qtbot, area, "drop")
+
+    for name in ("Runs", "Experiments"):
+        window.show_area(name)
+        qtbot.waitUntil(lambda name=name: window.area(name).isVisible())
+        assert not any(w.isVisible() for w in bar), name
+        assert not area.actions.delete.isEnabled() and not area.actions.redo.isEnabled()
+    # ...on another tab it does not touch the model out of sight
+    qtbot.keyClick(window.area("Runs"), Qt.Key.Key_Delete)
+    qtbot.keyClick(window.area("Runs"), Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
+    experiments = window.area("Experiments")  # where Delete and Ctrl+D are the runs table's own
+    experiments.ensure_loaded()
+    qtbot.keyClick(experiments.browser.table, Qt.Key.Key_Delete)
+    qtbot.keyClick(experiments.browser.table, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
+    assert "drop" in doc.graph.nodes and doc.undo_stack.index() == 0
+
+    window.show_area("Designer")
+    assert all(w.isVisible() for w in bar)
+    assert area.actions.delete.isEnabled() and area.actions.redo.isEnabled()
+    assert not area.actions.undo.isEnabled()  # back as the undo stack says
+    assert area.scene.selected_node_ids() == ["drop"]
+
+
+def test_the_shortcuts_dialog_lists_every_shortcut(window, qtbot):
+    from app.window import ShortcutsDialog
+
+    window.show_shortcuts()
+    (dialog,) = window.findChildren(ShortcutsDialog)
+    qtbot.waitExposed(dialog)
+    shown = dialog.text.toPlainText()
+    rows = {what: keys for rows in window.shortcuts().values() for what, keys in rows}
+    assert rows["Fit to View"] == "Ctrl+0, F"
+    assert rows["Start run"] == "Ctrl+Return" and rows["Compare"] == "Ctrl+Return"
+    assert rows["Undo"].startswith("Ctrl+Z") and rows["Duplicate"] == "Ctrl+D"
+    # every action of the shell and the areas with a shortcut is in the dialog
+    from PySide6.QtGui import QAction
+
+    with_keys = [a for a in window.findChildren(QAction) if any(not k.isEmpty() for k in a.shortcuts())]
+    assert len(with_keys) >= 25
+    for action in with_keys:
+        title = action.property("title") or action.text().replace("&", "").rstrip("…")
+        assert title in shown, title
+    for what, how in GESTURES:
+        assert what in shown and how in shown
+    dialog.close()
