@@ -3,10 +3,11 @@ export, and asking about unsaved changes. Its QActions and menus go into the mai
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QObject, Qt, QThreadPool, QUrl, Signal
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
 
 from app import icons, settings
@@ -42,7 +43,7 @@ def templates() -> list[str]:
 
 class FileActions(QObject):
     status = Signal(str)
-    exported = Signal(str, str, object)  # format, path, error or None
+    exported = Signal(str, str, object, object)  # format, path, error or None, the files written
 
     def __init__(self, doc: GraphDocument, window: QWidget, view_size=lambda: TEMPLATE_VIEW):
         super().__init__(window)
@@ -202,12 +203,38 @@ class FileActions(QObject):
         self.status.emit(f"Exporting {title} to {path}…")
         QThreadPool.globalInstance().start(job)
 
-    def _export_finished(self, fmt: str, path: str, error: str | None) -> None:
+    def _export_finished(self, fmt: str, path: str, error: str | None, written: list[str]) -> None:
         self.export_menu.setEnabled(True)
         title = FORMATS[fmt][0]
         if error:
             QMessageBox.warning(self.window, f"{title} export failed", error)
             self.status.emit(f"{title} export failed")
         else:
-            self.status.emit(f"Exported {title} to {path}")
-        self.exported.emit(fmt, path, error)
+            self.status.emit(f"Exported {title}: {', '.join(Path(p).name for p in written)}")
+            self._show_exported(title, [Path(p) for p in written])
+        self.exported.emit(fmt, path, error, written)
+
+    def _show_exported(self, title: str, files: list[Path]) -> None:
+        """Say what was written and where, with a way to get there; it does not block the window."""
+        what = {".py": "the model's code", ".pt": "its weights, as initialised (untrained)"}
+        items = "".join(
+            f"<li><code>{escape(str(f))}</code> — {what.get(f.suffix, title)}</li>"
+            if len(files) > 1
+            else f"<li><code>{escape(str(f))}</code></li>"
+            for f in files
+        )
+        text = f"<p>Wrote:</p><ul>{items}</ul>"
+        if len(files) > 1 and files[0].suffix == ".py":
+            text += (
+                f"<p>Run <code>python {escape(files[0].name)}</code> beside the weights, or load them with "
+                f'<code>model.load_state_dict(torch.load("{escape(files[1].name)}", weights_only=True))</code>.</p>'
+            )
+        box = QMessageBox(
+            QMessageBox.Icon.Information, f"{title} export", text, QMessageBox.StandardButton.Ok, self.window
+        )
+        box.setObjectName("exportedBox")
+        box.setTextFormat(Qt.TextFormat.RichText)
+        folder = box.addButton("Show in Folder", QMessageBox.ButtonRole.ActionRole)
+        folder.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(files[0].parent))))
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()

@@ -300,3 +300,48 @@ def test_the_shortcuts_dialog_lists_every_shortcut(window, qtbot):
     for what, how in GESTURES:
         assert what in shown and how in shown
     dialog.close()
+
+
+def test_pytorch_export_writes_the_code_and_its_weights_and_says_where(window, qtbot, file_dialog, tmp_path):
+    from PySide6.QtCore import QObject, QUrl, Slot
+    from PySide6.QtGui import QDesktopServices
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    class FileManager(QObject):
+        """Stands in for the desktop's file manager: Qt hands it the URLs it is asked to open."""
+
+        def __init__(self):
+            super().__init__()
+            self.opened: list[QUrl] = []
+
+        @Slot(QUrl)
+        def open(self, url: QUrl) -> None:
+            self.opened.append(url)
+
+    manager = FileManager()
+    QDesktopServices.setUrlHandler("file", manager, "open")
+    try:
+        file_dialog.next_path = str(tmp_path / "out" / "digits")
+        with qtbot.waitSignal(window.files.exported, timeout=120_000) as done:
+            window.files.export_actions["pytorch"].trigger()
+        fmt, path, error, written = done.args
+        assert error is None
+        code, weights = tmp_path / "out" / "digits.py", tmp_path / "out" / "digits.pt"
+        assert written == [str(code), str(weights)] and code.exists() and weights.exists()
+        assert window.statusBar().currentMessage() == "Exported PyTorch module: digits.py, digits.pt"
+
+        box = next(w for w in QApplication.topLevelWidgets() if w.objectName() == "exportedBox")
+        assert str(code) in box.text() and str(weights) in box.text()
+        show = next(b for b in box.buttons() if b.text() == "Show in Folder")
+        show.click()
+        assert manager.opened == [QUrl.fromLocalFile(str(code.parent))]
+        assert not isinstance(QApplication.activeModalWidget(), QMessageBox)  # it never blocked
+    finally:
+        QDesktopServices.unsetUrlHandler("file")
+
+    # the pair runs on its own: the script loads the weights beside it and prints the model
+    out = subprocess.run(
+        [sys.executable, str(code)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("Model(")
