@@ -47,6 +47,7 @@ from app.designer.area import DesignerArea
 from app.designer.document import GraphDocument
 from app.designer.files import FileActions
 from app.designer.interactions import GESTURES
+from engine.errors import TrainbenchError
 from engine.graph import Analysis, Graph
 
 STATUS_MS = 6000
@@ -131,8 +132,13 @@ class MainWindow(QMainWindow):
                 self.show_area("Runs")
 
         def open_model(graph: dict) -> None:
+            try:
+                model = Graph.from_dict(graph)
+            except TrainbenchError as err:
+                QMessageBox.warning(self, "Cannot open the run's model", str(err))
+                return
             if self.files.maybe_save():
-                self.doc.replace(Graph.from_dict(graph))
+                self.doc.replace(model)
                 self.show_area("Designer")
 
         experiments.clone_requested.connect(clone)
@@ -265,6 +271,7 @@ class MainWindow(QMainWindow):
         self.designer.view.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z:.0%}"))
         self.designer.status.connect(lambda text: bar.showMessage(text, STATUS_MS))
         self.files.status.connect(lambda text: bar.showMessage(text, STATUS_MS))
+        self.autosaver.failed.connect(lambda text: bar.showMessage(text, STATUS_MS))
         if self.doc.analysis is not None:
             self._show_validity(self.doc.analysis)
 
@@ -363,27 +370,36 @@ class MainWindow(QMainWindow):
         s.setValue("designer/state", self.designer.saveState())
 
     def offer_recovery(self) -> bool:
-        """After a crash, offer the newest recovery file; returns whether one was restored."""
-        found = recovery.orphaned(self.autosaver.folder)
-        if not found:
-            return False
-        newest = found[0]
-        what = newest.original.name if newest.original else f"the untitled model “{newest.graph.name}”"
-        answer = QMessageBox.question(
-            self,
-            "Recover unsaved changes?",
-            f"{APP_NAME} did not close properly. Recover your unsaved changes to {what} "
-            f"(autosaved {newest.saved_at:%Y-%m-%d %H:%M})?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Discard,
-            QMessageBox.StandardButton.Yes,
-        )
-        restored = answer == QMessageBox.StandardButton.Yes
-        if restored:
-            self.doc.replace(newest.graph, newest.original, recovered=True)
-            self.autosaver.save_now()
+        """After a crash, offer the recovery files, newest first, until one is restored (the
+        rest wait for the next start; a discarded one is gone). Files that cannot be read are
+        reported and kept aside. Returns whether one was restored."""
+        found, unreadable = recovery.orphaned(self.autosaver.folder)
+        if unreadable:
+            lines = "\n".join(f"• {bad.reason}" for bad in unreadable[:10])
+            QMessageBox.warning(
+                self,
+                "Some unsaved changes cannot be recovered",
+                f"{len(unreadable)} recovery file{'s' if len(unreadable) != 1 else ''} could not be read "
+                f"and {'were' if len(unreadable) != 1 else 'was'} kept, renamed *{recovery.UNREADABLE}, "
+                f"in {self.autosaver.folder}:\n{lines}",
+            )
         for item in found:
+            what = item.original.name if item.original else f"the untitled model “{item.graph.name}”"
+            answer = QMessageBox.question(
+                self,
+                "Recover unsaved changes?",
+                f"{APP_NAME} did not close properly. Recover your unsaved changes to {what} "
+                f"(autosaved {item.saved_at:%Y-%m-%d %H:%M})?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Discard,
+                QMessageBox.StandardButton.Yes,
+            )
+            if answer == QMessageBox.StandardButton.Yes:
+                self.doc.replace(item.graph, item.original, recovered=True)
+                self.autosaver.save_now()
+                item.discard()
+                return True
             item.discard()
-        return restored
+        return False
 
     def closeEvent(self, event) -> None:
         built = [self.area(self.tabs.tabText(i), build=False) for i in range(self.tabs.count())]

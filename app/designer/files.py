@@ -1,8 +1,16 @@
 """File handling for the designer document: new, open, templates, recent files, save, save as,
-export, and asking about unsaved changes. Its QActions and menus go into the main window."""
+export, and asking about unsaved changes. Its QActions and menus go into the main window.
+
+A file someone opens is untrusted input. Before anything reads it, `unopenable` looks at it
+with stat() alone: a FIFO blocks whoever opens it until a writer comes, /dev/zero never ends,
+and a 2 GB file is no graph. Whatever reading and parsing then raise, the user gets one line
+naming the file and the window keeps the model it had.
+"""
 
 from __future__ import annotations
 
+import os
+import stat
 from html import escape
 from pathlib import Path
 
@@ -11,9 +19,11 @@ from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QWidget
 
 from app import icons, settings
+from app.designer import commands
 from app.designer.document import GraphDocument
 from app.designer.export_job import FORMATS, ExportJob, ExportSignals
-from app.designer.layout import arrange
+from app.designer.layout import arrange, layered_positions
+from app.designer.scene import on_canvas
 from app.designer.validation import snapshot
 from engine import RESOURCES
 from engine.errors import TrainbenchError
@@ -23,7 +33,38 @@ TEMPLATES = RESOURCES / "templates"
 TEMPLATE_TITLES = {"mlp": "MLP", "cnn": "CNN", "resnet_cnn": "ResNet-style CNN", "gpt": "GPT language model"}
 TEMPLATE_VIEW = (930.0, 590.0)  # the canvas of a 1440×900 window
 GRAPH_FILTER = "Trainbench graph (*.json);;All files (*)"
+#: larger than any graph the designer can show (a 500-node model is ~150 kB)
+MAX_GRAPH_BYTES = 64 * 2**20
 Key = QKeySequence.StandardKey
+
+
+def unopenable(path: str | Path, limit: int = MAX_GRAPH_BYTES) -> str | None:
+    """Why `path` cannot be read as a JSON document, from stat() alone; None when it can be."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError) as err:  # ValueError: a NUL in the path
+        return f"{path}: {getattr(err, 'strerror', None) or err}"
+    if stat.S_ISDIR(info.st_mode):
+        return f"{path}: is a folder, not a graph file"
+    if not stat.S_ISREG(info.st_mode):
+        return f"{path}: is not a regular file (a pipe, a device or a socket)"
+    if info.st_size > limit:
+        return f"{path}: is {info.st_size / 2**20:,.0f} MB, too large for a graph file (at most {limit // 2**20} MB)"
+    return None
+
+
+def read_failure(path: str | Path, err: BaseException) -> str:
+    """One line naming the file and what is wrong with it, whatever reading it raised."""
+    if isinstance(err, TrainbenchError | OSError | UnicodeError):
+        text = str(err) if not isinstance(err, OSError) else (err.strerror or str(err))
+    elif isinstance(err, RecursionError):
+        text = "nested too deeply to be a graph"
+    elif isinstance(err, MemoryError):
+        text = "too large to read"
+    else:  # the reader met a value of a type it did not expect
+        text = f"not a valid Trainbench graph ({type(err).__name__}: {err})"
+    text = " ".join(text.split())[:600]
+    return text if text.startswith(str(path)) else f"{path}: {text}"
 
 
 def template_path(name: str) -> Path:
@@ -101,17 +142,34 @@ class FileActions(QObject):
         return self.load(path)
 
     def load(self, path: str | Path) -> bool:
-        """Open without asking about unsaved changes (start-up, recent files after asking)."""
-        try:
-            self.doc.load(path)
-        except TrainbenchError as err:
-            QMessageBox.warning(self.window, "Cannot open the model", str(err))
-            if not Path(path).exists():
+        """Open without asking about unsaved changes (start-up, recent files after asking).
+        A file that cannot be opened is reported and changes nothing."""
+        problem, graph = unopenable(path), None
+        if problem is None:
+            try:
+                graph = Graph.load(path)
+            except Exception as err:  # noqa: BLE001 - an untrusted file; see read_failure
+                problem = read_failure(path, err)
+        if graph is None:
+            QMessageBox.warning(self.window, "Cannot open the model", problem)
+            if not os.path.lexists(path):
                 settings.remove_recent_file(str(path))
             return False
+        self.doc.replace(graph, Path(path))
         settings.add_recent_file(path)
         self.status.emit(f"Opened {path}")
+        self._lay_out_unplaced()
         return True
+
+    def _lay_out_unplaced(self) -> None:
+        """A file whose positions cannot be drawn (NaN, infinite, far off the canvas) gets a fresh
+        layout, as one undoable step: the model is what matters, the positions are the designer's."""
+        graph = self.doc.graph
+        if all(on_canvas(*node.pos) for node in graph.nodes.values()):
+            return
+        positions = layered_positions(graph, self.view_size())
+        self.doc.push(commands.MoveNodes(self.doc, positions, text="Lay out"))
+        self.status.emit("Some positions in the file could not be shown: the model was laid out afresh")
 
     def open_template(self, name: str) -> None:
         """A template opens as an untitled copy, so Save asks where to put it."""
