@@ -129,8 +129,7 @@ class GraphView(QGraphicsView):
         self.centerOn(_clamp(c.x(), rect.left() + half_w, rect.right() - half_w),
                       _clamp(c.y(), rect.top() + half_h, rect.bottom() - half_h))  # fmt: skip
         self.notice.emit(
-            f"The model is larger than the view at a readable zoom ({self.READABLE_ZOOM:.0%}): "
-            "drag with the middle button (or Space + drag) to see the rest"
+            f"Larger than the view at {self.READABLE_ZOOM:.0%}: middle-drag (or Space + drag) to see the rest"
         )
         return False
 
