@@ -47,6 +47,7 @@ from app.designer.area import DesignerArea
 from app.designer.document import GraphDocument
 from app.designer.files import FileActions
 from app.designer.interactions import GESTURES
+from app.designer.layout import layered_positions
 from engine.errors import TrainbenchError
 from engine.graph import Analysis, Graph
 
@@ -115,12 +116,26 @@ class MainWindow(QMainWindow):
         self.restore_settings()
         self.tabs.currentChanged.connect(self._area_changed)
         self._area_changed(self.tabs.currentIndex())
+        self.designer.canvas_sized.connect(self._lay_out_opening_model)
         self.area_created.connect(
             lambda name, area: name == "Runs" and area.set_model_provider(lambda: self.doc.graph.to_dict())
         )
         self.area_created.connect(
             lambda name, area: name == "Experiments" and self._connect_experiments(area)
         )
+
+    def _lay_out_opening_model(self) -> None:
+        """The model the window opened with, laid out for the canvas it turned out to have (a
+        template is laid out before the window knows its size). Only an untitled, untouched
+        one: the positions in a file, or ones the user made, are theirs."""
+        doc = self.doc
+        if doc.path is not None or doc.dirty or doc.undo_stack.count() or not doc.graph.nodes:
+            return
+        positions = layered_positions(doc.graph, self.designer.view_size())
+        if any(doc.graph.nodes[n].pos != p for n, p in positions.items()):
+            for n, p in positions.items():
+                doc.graph.nodes[n].pos = p
+            doc.replace(doc.graph)
 
     def _connect_experiments(self, experiments: QWidget) -> None:
         """A run cloned in Experiments opens in the run form; its model opens in the designer."""

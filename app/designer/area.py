@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCursor, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QMessageBox
 
@@ -69,6 +69,7 @@ class DesignerActions:
 
 class DesignerArea(QMainWindow):
     status = Signal(str)
+    canvas_sized = Signal()  # the panels have their first real size, and so has the canvas
 
     def __init__(self, doc: GraphDocument, parent=None):
         super().__init__(parent)
@@ -91,10 +92,7 @@ class DesignerArea(QMainWindow):
             "inspector": self._dock("Properties", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea),
             "summary": self._dock("Model summary", self.summary, Qt.DockWidgetArea.BottomDockWidgetArea),
         }
-        self.resizeDocks(
-            [self.docks["palette"], self.docks["inspector"]], [210, 300], Qt.Orientation.Horizontal
-        )
-        self.resizeDocks([self.docks["summary"]], [190], Qt.Orientation.Vertical)
+        self._docks_sized = False  # by a restored state, or at the first show
         self.quick_add = QuickAdd(self)
         self._quick_target: tuple[QPointF, str | None] = (QPointF(), None)
         self._last_paste: tuple[str, tuple[float, float], list[str]] | None = None  # text, shift, ids
@@ -117,6 +115,34 @@ class DesignerArea(QMainWindow):
         self.summary.node_selected.connect(self.reveal)
         self.inspector.edit_body_requested.connect(self.edit_body)
         self._selection_changed()
+
+    def restoreState(self, state, version: int = 0) -> bool:
+        restored = super().restoreState(state, version)
+        self._docks_sized |= restored
+        return restored
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._docks_sized:
+            # once the window has its real size (a main window shares later growth out among
+            # the panels in proportion, so sizes set earlier end up wrong)
+            self._docks_sized = True
+            QTimer.singleShot(0, self._size_docks)
+
+    def _size_docks(self) -> None:
+        """Panels sized for the window: fixed widths left a 1024-pixel window half its canvas."""
+        if not self.isVisible():
+            return
+        w, h = self.width(), self.height()
+        self.resizeDocks(
+            [self.docks["palette"], self.docks["inspector"]],
+            [_within(w * 0.17, 180, 210), _within(w * 0.24, 240, 300)],
+            Qt.Orientation.Horizontal,
+        )
+        self.resizeDocks([self.docks["summary"]], [_within(h * 0.24, 130, 190)], Qt.Orientation.Vertical)
+        self.layout().activate()  # the canvas gets its size now, not at the next layout pass
+        self.canvas_sized.emit()
+        self.view.fit()
 
     def _dock(self, title: str, widget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -452,3 +478,7 @@ class DesignerArea(QMainWindow):
             menu.addSeparator()
             menu.addActions([a.auto_layout, a.fit])
         menu.exec(screen)
+
+
+def _within(value: float, low: int, high: int) -> int:
+    return int(min(max(value, low), high))

@@ -17,6 +17,10 @@ from app.designer.scene import GraphScene
 
 GRID = 20.0
 NOTE_MS = 5000  # how long a note beside the cursor stays
+#: Fit never zooms out further than this: below it node text is too small to read, so a model
+#: larger than the view is shown at this zoom from its input (or the selection) and the rest
+#: is a scroll away.
+READABLE_ZOOM = 0.65
 
 
 class GraphView(QGraphicsView):
@@ -27,10 +31,7 @@ class GraphView(QGraphicsView):
     notice = Signal(str)  # for the status bar
 
     MIN_ZOOM, MAX_ZOOM = 0.1, 3.0
-    #: Fit never zooms out further than this: below it node text is too small to read, so a
-    #: model larger than the view is shown at this zoom from its input (or the selection) and
-    #: the rest is a scroll away.
-    READABLE_ZOOM = 0.65
+    READABLE_ZOOM = READABLE_ZOOM
     FIT_MARGIN = 40.0
 
     def __init__(self, scene: GraphScene, parent=None):

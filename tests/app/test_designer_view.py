@@ -71,6 +71,25 @@ def test_the_cnn_template_at_1024_by_700_is_readable(window, qtbot):
     assert visible(window.designer, "image")
 
 
+def test_in_a_small_window_the_opening_model_reads_like_a_page(qtbot, qapp):
+    from app.main import create_app, create_window
+
+    create_app()
+    window = create_window()
+    qtbot.addWidget(window)
+    window.resize(1024, 700)
+    with qtbot.waitSignal(window.designer.canvas_sized, timeout=10_000):
+        window.show()
+    area, doc = window.designer, window.doc
+    assert area.view.viewport().width() > 560  # the panels leave the canvas more than half
+    assert area.view.zoom() == READABLE and not doc.dirty
+    # laid out in bands as wide as the view at that zoom: the first band is seen whole
+    top = min(n.pos[1] for n in doc.graph.nodes.values())
+    first_band = [n for n, node in doc.graph.nodes.items() if node.pos[1] == top]
+    assert len(first_band) >= 3 and all(visible(area, n) for n in first_band)
+    assert len({n.pos[1] for n in doc.graph.nodes.values()}) > 3  # and the rest below it
+
+
 def test_a_model_that_fits_is_shown_whole_and_never_magnified(window, qtbot):
     area = window.designer
     window.doc.replace(chain(2))
