@@ -292,6 +292,7 @@ class FileActions(QObject):
         )
         box.setObjectName("exportedBox")
         box.setTextFormat(Qt.TextFormat.RichText)
+        box.setEscapeButton(QMessageBox.StandardButton.Ok)  # else it refuses to close, and the app to quit
         folder = box.addButton("Show in Folder", QMessageBox.ButtonRole.ActionRole)
         folder.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(files[0].parent))))
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

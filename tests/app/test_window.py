@@ -336,6 +336,14 @@ def test_pytorch_export_writes_the_code_and_its_weights_and_says_where(window, q
         show.click()
         assert manager.opened == [QUrl.fromLocalFile(str(code.parent))]
         assert not isinstance(QApplication.activeModalWidget(), QMessageBox)  # it never blocked
+
+        # it closes like any window (a message box with no escape button refused to, and so
+        # the application refused to quit while it was open)
+        file_dialog.next_path = str(tmp_path / "again" / "digits")
+        with qtbot.waitSignal(window.files.exported, timeout=120_000):
+            window.files.export_actions["pytorch"].trigger()
+        box = next(w for w in QApplication.topLevelWidgets() if w.objectName() == "exportedBox")
+        assert box.isVisible() and box.close()
     finally:
         QDesktopServices.unsetUrlHandler("file")
 
