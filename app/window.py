@@ -457,8 +457,10 @@ class ShortcutsDialog(QDialog):
 
 def _typable(keys: QKeySequence) -> bool:
     """Whether a shortcut is typed on an ordinary keyboard: the platform's standard bindings
-    also list dedicated keys (a "Copy" or "Undo" key) that would only clutter the list."""
+    also list dedicated keys (a "Copy" or "Undo" key, a Sun keyboard's F14–F20) that would only
+    clutter the list."""
     if keys.isEmpty():
         return False
     key = keys[0].key()
-    return key < Qt.Key.Key_Back  # Qt numbers the dedicated (media, office) keys from Key_Back on
+    # Qt numbers the dedicated (media, office) keys from Key_Back on
+    return key < Qt.Key.Key_Back and not Qt.Key.Key_F12 < key <= Qt.Key.Key_F35
