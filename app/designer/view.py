@@ -49,7 +49,7 @@ class GraphView(QGraphicsView):
         self.note = QLabel(self.viewport(), objectName="canvasNote")
         self.note.setTextFormat(Qt.TextFormat.RichText)
         self.note.setWordWrap(True)
-        self.note.setMaximumWidth(340)
+        self.note.setMaximumWidth(380)
         self.note.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.note.hide()
         self._note_timer = QTimer(self, singleShot=True, interval=NOTE_MS)
@@ -161,7 +161,12 @@ class GraphView(QGraphicsView):
             f" border-left: 4px solid {t.error}; border-radius: 5px; padding: 6px 8px; }}"
         )
         self.note.setText(richtext.html(text))
-        self.note.adjustSize()
+        # one line when it fits, else wrapped at the maximum width (adjustSize alone wraps a
+        # short sentence into a narrow column)
+        margins = self.note.contentsMargins()
+        width = self.note.fontMetrics().horizontalAdvance(text) + margins.left() + margins.right() + 24
+        self.note.setFixedWidth(min(width, self.note.maximumWidth()))
+        self.note.setFixedHeight(self.note.heightForWidth(self.note.width()))
         spot = self.mapFromScene(at) + QPoint(16, 14)
         room = self.viewport().rect().adjusted(6, 6, -6, -6)
         x = min(max(spot.x(), room.left()), room.right() - self.note.width())
