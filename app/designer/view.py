@@ -232,7 +232,7 @@ class GraphView(QGraphicsView):
 
     def dropEvent(self, event) -> None:
         if event.mimeData().hasFormat(OP_MIME):
-            op = bytes(event.mimeData().data(OP_MIME)).decode()
+            op = bytes(event.mimeData().data(OP_MIME)).decode(errors="replace")
             self.op_dropped.emit(op, self.mapToScene(event.position().toPoint()))
             event.acceptProposedAction()
         else:
