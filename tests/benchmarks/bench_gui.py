@@ -174,12 +174,14 @@ def bench_edits(n: int, repeats: int) -> None:
     port = view.viewport()
     item = area.scene.nodes[dst]
     p = view.mapFromScene(item.mapToScene(item.body_rect().center()))
+    before = doc.graph.nodes[dst].pos
     QTest.mousePress(port, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p)
     mouse_moves = []
     for i in range(1, 11):
         mouse_moves.append(timed(lambda i=i: QTest.mouseMove(port, p + QPoint(4 * i, 2 * i))))
     QTest.mouseRelease(port, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p + QPoint(40, 20))
     settle()
+    assert doc.graph.nodes[dst].pos != before, "the mouse drag did not move the node"
     a = view.mapFromScene(area.scene.nodes[src].out_port_pos())
     b = view.mapFromScene(area.scene.nodes[dst].in_port_pos(0))
     QTest.mousePress(port, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, a)
