@@ -17,7 +17,7 @@ import html
 import re
 import time
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QFontDatabase,
@@ -395,9 +395,16 @@ class LogConsole(QTextEdit):
         self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)  # long paths too
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange and not self.document().isEmpty():
+            # a stylesheet set the font after lines were added: indent them for the new one
+            cursor = QTextCursor(self.document())
+            cursor.select(QTextCursor.SelectionType.Document)
+            cursor.mergeBlockFormat(self._paragraph())
+
     def _paragraph(self) -> QTextBlockFormat:
-        """A hanging indent as wide as a line's time and level, in the font shown (a stylesheet
-        may have resized it since construction)."""
+        """A hanging indent as wide as a line's time and level in the current font."""
         indent = QFontMetricsF(self.font()).horizontalAdvance("00:00:00 warning ")
         block = QTextBlockFormat()
         block.setLeftMargin(indent)

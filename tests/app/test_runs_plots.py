@@ -312,9 +312,17 @@ def test_the_log_wraps_long_lines_under_their_text_with_the_time_in_view(qtbot):
     assert console.horizontalScrollBar().maximum() == 0  # nothing to scroll sideways to
     block = console.document().lastBlock()
     assert block.text().endswith(long) and block.text()[:8].count(":") == 2  # HH:MM:SS first
-    layout = block.layout()
-    assert layout.lineCount() > 3
-    first, wrapped = layout.lineAt(0), layout.lineAt(1)
-    indent = block.blockFormat().leftMargin()
-    assert indent > 0 and wrapped.x() > first.x()  # continuation lines start under the text
-    assert all(layout.lineAt(i).x() == wrapped.x() for i in range(1, layout.lineCount()))
+    text_at = len(block.text()) - len(long)
+
+    def hangs_under_the_text() -> bool:
+        layout = block.layout()
+        starts = layout.lineAt(0).cursorToX(text_at)[0]  # where the message begins, after time and level
+        return layout.lineCount() > 3 and all(
+            layout.lineAt(i).x() == pytest.approx(starts, abs=0.5) for i in range(1, layout.lineCount())
+        )
+
+    assert hangs_under_the_text()
+    font = console.font()
+    font.setPointSizeF(font.pointSizeF() * 1.5)
+    console.setFont(font)  # as the Runs area's stylesheet does once the console is in it
+    qtbot.waitUntil(hangs_under_the_text)
