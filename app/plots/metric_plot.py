@@ -54,6 +54,7 @@ MARKER_SIZE = 6
 SMOOTH_LATER = 200_000  # a curve this long gets its smoothed line one event-loop turn after its raw one
 AXIS_WIDTH = 58  # the y axis's width in pixels, the same on every plot
 MIN_POINTS = 400  # never render a curve from fewer points than this, even in a narrow plot
+BEHIND_Z, LINES_Z, HOVER_Z = 0, 500, 10_000  # faint raw curves below every line a reader follows
 READOUT_ROWS = 24  # the hover readout lists at most this many curves
 READOUT_OFFSET = QPoint(16, 12)  # from the cursor
 
@@ -70,6 +71,7 @@ class Curve:
     raw: pg.PlotDataItem
     smoothed: pg.PlotDataItem
     visible: bool = True
+    order: int = 0  # added as the plot's order-th curve: later ones are drawn on top
     look: tuple = ()  # (sparse, smoothed, visible) it is styled for
     smooth_buffer: CurveBuffer = field(default_factory=CurveBuffer)
     ema: EmaState | None = None
@@ -141,9 +143,9 @@ class MetricPlot(QFrame):
         item.getAxis("left").setWidth(AXIS_WIDTH)  # equal widths: plots in a grid line up
         item.getViewBox().sigXRangeChanged.connect(self._on_x_range)
         self._crosshair = pg.InfiniteLine(angle=90, movable=False)
-        self._crosshair.setZValue(1000)
+        self._crosshair.setZValue(HOVER_Z)
         self._dots = pg.ScatterPlotItem(size=7)  # not a PlotDataItem: those clip to the view
-        self._dots.setZValue(1001)
+        self._dots.setZValue(HOVER_Z + 1)
         for hover_item in (self._crosshair, self._dots):
             hover_item.hide()
             item.addItem(hover_item, ignoreBounds=True)
@@ -185,9 +187,8 @@ class MetricPlot(QFrame):
         color = QColor(color or PALETTE[len(self._curves) % len(PALETTE)])
         raw = pg.PlotDataItem(antialias=True)
         smoothed = pg.PlotDataItem(antialias=True)
-        raw.setZValue(1 + 2 * len(self._curves))
-        smoothed.setZValue(2 + 2 * len(self._curves))
         curve = Curve(key, label or str(key), color, buffer or CurveBuffer(), smooth, raw, smoothed)
+        curve.order = len(self._curves)
         self._curves[key] = curve
         self.plot_item.addItem(raw)
         self.plot_item.addItem(smoothed)
@@ -293,9 +294,6 @@ class MetricPlot(QFrame):
     def auto_range(self) -> None:
         self.plot_item.enableAutoRange()
         self._view_dirty = True
-
-    def link_x(self, other: MetricPlot) -> None:
-        self.plot_item.setXLink(other.plot_item)
 
     # ------------------------------------------------------------ drawing
 
@@ -517,6 +515,8 @@ class MetricPlot(QFrame):
         else:
             curve.raw.setSymbol(None)
         curve.smoothed.setPen(pg.mkPen(curve.color, width=LINE_WIDTH))
+        curve.raw.setZValue((BEHIND_Z if smoothed else LINES_Z) + curve.order)
+        curve.smoothed.setZValue(LINES_Z + curve.order)
         curve.raw.setVisible(visible)
         curve.smoothed.setVisible(visible and smoothed)
 
