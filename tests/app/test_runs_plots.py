@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from app.plots import DENSE_POINTS, CurveBuffer, MetricPlot, debiased_ema
+from app.plots.axes import DurationAxis, ValueAxis
 from app.plots.buffer import BLOCK
 from app.plots.ticks import nice_ticks, padded_range, tick_labels
 from app.runs.follow import PAUSE_S, RunReader, parse_log_line
@@ -186,6 +187,25 @@ def test_ticks_on_any_range_are_round_distinct_and_labelled_distinctly(lo, hi):
         float(text.replace(",", "")) == pytest.approx(v, rel=1e-9, abs=1e-15)
         for v, text in zip(values, labels, strict=True)
     )
+
+
+def test_relative_time_is_ticked_at_round_durations_and_steps_at_whole_numbers(qapp):
+    axis = DurationAxis("bottom")
+    (step, values), *_ = axis.tickValues(0, 3600, 600)
+    assert step == 600 and axis.tickStrings(values, 1, step) == [
+        "0:00",
+        "10:00",
+        "20:00",
+        "30:00",
+        "40:00",
+        "50:00",
+        "1:00:00",
+    ]
+    (step, values), *_ = axis.tickValues(0, 50, 600)
+    assert axis.tickStrings(values, 1, step)[:3] == ["0 s", "10 s", "20 s"]
+    steps = ValueAxis("bottom", integer=True)
+    (step, values), *_ = steps.tickValues(0.2, 3.7, 800)  # a wide plot of four steps: no 0.5s
+    assert step == 1 and values == [1.0, 2.0, 3.0]
 
 
 def test_a_constant_learning_rate_gets_a_padded_axis_that_reads_its_value(qtbot):
