@@ -123,6 +123,7 @@ class MainWindow(QMainWindow):
         self.area_created.connect(
             lambda name, area: name == "Experiments" and self._connect_experiments(area)
         )
+        theme.style_window(self)  # a window made after a theme switch takes the current one
 
     def _lay_out_opening_model(self) -> None:
         """The model the window opened with, laid out for the canvas it turned out to have (a
