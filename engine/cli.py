@@ -139,17 +139,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _store(args):
+def _store(args, readonly: bool = False):
     from engine.store import RunStore
 
-    return RunStore(args.db) if args.db else RunStore()
+    return RunStore(args.db or None, readonly=readonly)
 
 
 # ------------------------------------------------------------------ run
 
 
 def cmd_run(args) -> int:
-    from engine import lineage
     from engine.devices import resource_samplers
     from engine.events import EventStream
     from engine.runner import execute
@@ -158,24 +157,19 @@ def cmd_run(args) -> int:
 
     if (args.spec is None) == (args.resume is None):
         raise SpecError.at("", "give a spec file, or --resume RUN")
-    spec = None
+    # The one store handle of this command: a damaged database is refused here, before any work.
     store = _store(args)
-    if args.spec:
-        path = Path(args.spec)
-        # With the store, a prune/distill spec's parent is checked and inherited from now.
-        spec = load_spec(path, args.set, store=store)
-    store_path = store.path
-    run_spec = spec or store.get_run(args.resume)["spec"]
-    plan = plan_world(run_spec)
+    spec = load_spec(Path(args.spec), args.set) if args.spec else None
+    plan = plan_world(spec or store.get_run(args.resume)["spec"])
     stream = EventStream.open(args.events)
     echo = not args.quiet and args.events != "-"
     if plan.launched:  # DDP/FSDP: processes started by torch.distributed's elastic launcher
         run_id, status = launch_run(
-            store_path,
-            run_spec,
+            store,
             plan,
+            spec=spec,
             resume_run=args.resume,
-            parent_id=args.parent or lineage.parent_id(run_spec),
+            parent_id=args.parent,
             events=stream,
             events_target=args.events,
             echo=echo,
@@ -183,29 +177,29 @@ def cmd_run(args) -> int:
             spec_path=args.spec,
             sets=args.set,
         )
-        return _report_run(store_path, run_id, status)
+        return _report_run(store, run_id, status)
     bar = _ProgressBar() if echo else None
     if bar:
         stream.listeners.append(bar)
-    run_id, status = execute(
-        store_path,
-        spec,
-        resume_run=args.resume,
-        parent_id=args.parent,
-        events=stream,
-        echo=echo,
-        samplers=resource_samplers(plan),
-    )
-    if bar:
-        bar.close()
-    return _report_run(store_path, run_id, status)
+    try:
+        run_id, status = execute(
+            store,
+            spec,
+            resume_run=args.resume,
+            parent_id=args.parent,
+            events=stream,
+            echo=echo,
+            samplers=resource_samplers(plan),
+        )
+    finally:
+        if bar:
+            bar.close()
+    return _report_run(store, run_id, status)
 
 
-def _report_run(store_path, run_id: int, status: str) -> int:
+def _report_run(store, run_id: int, status: str) -> int:
     """The one line a finished run leaves on stderr, and the exit code."""
-    from engine.store import RunStore
-
-    run = RunStore(store_path).get_run(run_id)
+    run = store.get_run(run_id)
     if status == "completed":
         metrics = {k: v for k, v in run["summary"].items() if k.startswith("val/")}
         print(
@@ -322,7 +316,9 @@ def _headline(summary: dict) -> str:
 
 
 def cmd_runs(args) -> int:
-    runs = _store(args).list_runs(args.status, args.kind, args.limit)
+    store = _store(args, readonly=True)
+    store.reap()  # runs whose process died show as crashed
+    runs = store.list_runs(args.status, args.kind, args.limit)
     if args.json:
         print(json.dumps([{k: v for k, v in r.items() if k != "spec"} for r in runs], indent=2))
         return 0
@@ -344,7 +340,8 @@ def cmd_runs(args) -> int:
 
 
 def cmd_show(args) -> int:
-    store = _store(args)
+    store = _store(args, readonly=True)
+    store.reap()
     run = store.get_run(args.run)
     series = store.series_summaries(args.run)
     checkpoints = store.checkpoints(args.run)
@@ -402,7 +399,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    table = compare_table(_store(args), args.runs, args.all)
+    table = compare_table(_store(args, readonly=True), args.runs, args.all)
     if args.json:
         print(json.dumps(table, indent=2, default=str))
         return 0
@@ -474,7 +471,9 @@ def _bytes(n: int) -> str:
 def cmd_export(args) -> int:
     from engine.export import export_run
 
-    files, trained = export_run(_store(args), args.run, args.format, Path(args.out) if args.out else None)
+    files, trained = export_run(
+        _store(args, readonly=True), args.run, args.format, Path(args.out) if args.out else None
+    )
     if not trained:
         print(
             f"note: run {args.run} has no checkpoint; exported the architecture with random weights",

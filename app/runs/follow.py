@@ -69,7 +69,8 @@ class RunReader:
                 self.live.add_points(key, steps, values)
                 self.seqs[key] = seq
         self._read_log()
-        row = self.store.get_run(run_id)  # reaps: a dead process shows up as crashed here
+        self.store.reap()  # a dead process shows up as crashed here
+        row = self.store.get_run(run_id)
         was_live = self.live.live
         status = "stopping" if self.live.status == "stopping" and row["status"] == "running" else None
         self.live.load_row(row)

@@ -25,15 +25,16 @@ from engine.graph.build import build
 from engine.graph.model import Graph
 from engine.graph.shapes import validate
 from engine.lineage import ParentRun
-from engine.runner import RunContext
+from engine.seed import seed_everything
 from engine.tasks import footprint
+from engine.tasks.context import TaskContext
 from engine.tasks.objectives import Objective, check_model_fits
-from engine.tasks.train import fit, seed_everything
+from engine.tasks.train import fit
 
 
-def run(ctx: RunContext) -> dict:
+def run(ctx: TaskContext) -> dict:
     spec, d = ctx.spec, ctx.spec["distill"]
-    seed_everything(spec["train"])
+    seed_everything(spec["train"]["seed"], spec["train"]["deterministic"])
     teacher = ParentRun.of(spec)
     data = load_dataset(spec["data"], spec["task"]["objective"])
     if data.objective == "regression":
