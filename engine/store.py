@@ -34,6 +34,7 @@ import resource
 import shutil
 import socket
 import sqlite3
+import stat
 import time
 import uuid
 from collections.abc import Iterator
@@ -230,8 +231,13 @@ class RunStore:
     def __init__(self, path: str | Path | None = None, readonly: bool = False):
         self.path = Path(path) if path else default_db_path()
         self.readonly = readonly
-        _check_path(self.path, readonly)
-        if not readonly and not self.path.exists():
+        exists = _check_path(self.path)
+        if not exists and readonly:  # nothing has run yet: an empty store, and no file made for it
+            self.conn = sqlite3.connect(":memory:", isolation_level=None)
+            _apply_migrations(self.conn, 0)
+            self.db = sqlite_utils.Database(self.conn)
+            return
+        if not exists:
             _create(self.path)
         self.conn = self._connect()
         try:
@@ -754,13 +760,14 @@ def _run_dict(d: dict) -> dict:
 # ------------------------------------------------------------ opening: path, creation, checks
 
 
-def _check_path(path: Path, readonly: bool) -> None:
-    """What the path is, before SQLite sees it: a FIFO would block the open, a folder or a
-    file in place of a folder would give SQLite's vaguest errors."""
+def _check_path(path: Path) -> bool:
+    """Whether the database file exists, after checking what the path is, before SQLite sees
+    it: a FIFO would block the open, a folder or a file in place of a folder would give
+    SQLite's vaguest errors."""
     try:
         st = path.stat()
     except FileNotFoundError:
-        st = None
+        return False
     except NotADirectoryError:
         parent = next(p for p in path.parents if p.exists())
         raise StoreError(
@@ -768,12 +775,6 @@ def _check_path(path: Path, readonly: bool) -> None:
         ) from None
     except OSError as err:
         raise StoreError(f"{path}: cannot be opened ({err.strerror})") from None
-    if st is None:
-        if readonly:
-            raise StoreError(f"{path}: no run database here yet (`trainbench run` creates it)")
-        return
-    import stat
-
     if stat.S_ISDIR(st.st_mode):
         raise StoreError(f"{path}: is a folder, not a database file; give the path of a .db file")
     if not stat.S_ISREG(st.st_mode):
@@ -784,6 +785,7 @@ def _check_path(path: Path, readonly: bool) -> None:
         raise StoreError(
             f"{path}: is an empty file, not a Trainbench database (a failed copy?); remove it to start a new one"
         )
+    return True
 
 
 def _create(path: Path) -> None:
@@ -867,7 +869,11 @@ def _verify(conn: sqlite3.Connection, path: Path) -> int:
     except sqlite3.Error as err:
         raise store_error(path, err) from None
     if problems != ["ok"]:
-        raise StoreError(f"{path}: the database is damaged ({problems[0]}); {_RECOVER.format(path=path)}")
+        lines = [
+            line for p in problems for line in p.splitlines() if line.strip() and not line.startswith("***")
+        ]
+        first = (lines or ["quick_check failed"])[0]
+        raise StoreError(f"{path}: the database is damaged ({first}); {_RECOVER.format(path=path)}")
     if version > len(MIGRATIONS):
         raise StoreError(
             f"{path}: database schema {version} is newer than this Trainbench ({len(MIGRATIONS)}); upgrade Trainbench"
