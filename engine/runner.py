@@ -172,13 +172,15 @@ class CpuShare:
             why += f" and this run's {self.local_procs} processes here"
         return n, why
 
-    def recount(self, store: RunStore) -> None:
-        self.wanted = self.choose(store.live_runs_here())
+    def recount(self, store: RunStore, starting: bool = False) -> None:
+        """`starting`: this run is about to be claimed, so it is not counted yet."""
+        self.wanted = self.choose(store.live_runs_here() + starting)
 
-    def apply(self, log) -> None:
+    def apply(self) -> str | None:
+        """Take up the wanted count (in the training thread); the log line when it changed."""
         wanted = self.wanted
         if wanted is None or wanted[0] == self.threads:
-            return
+            return None
         n, why = wanted
         if self.threads is None:
             set_cpu_threads(n)
@@ -187,7 +189,7 @@ class CpuShare:
 
             torch.set_num_threads(n)
         self.threads = n
-        log(f"using {n} CPU thread{'s' if n != 1 else ''} ({why})")
+        return f"using {n} CPU thread{'s' if n != 1 else ''} ({why})"
 
 
 # ------------------------------------------------------------------ recording
@@ -356,7 +358,9 @@ class RunContext(_Stoppable):
         )
 
     def share_cpu(self) -> None:
-        self.cpu.apply(self.log)
+        note = self.cpu.apply()
+        if note:
+            self.log(note)
 
     def save_checkpoint(
         self, state: dict, step: int, tag: str = "periodic", keep: int | None = None
@@ -472,45 +476,64 @@ def execute(
     """
     import torch
 
-    with _opened(store) as store:
-        claim = claim or claim_run(store, spec=spec, resume_run=resume_run, parent_id=parent_id)
-        events = events or EventStream(None)
-        events.run_id = claim.run_id
-        cpu = cpu or CpuShare(claim.spec["hardware"]["threads"])
-        if cpu.wanted is None:
-            cpu.recount(store)
-        recorder = Recorder(store, claim, events, samplers, cpu if cpu.rebalance else None)
-        ctx = RunContext(store, claim, events, recorder, cpu, echo=echo)
-        threads_before = torch.get_num_threads()  # an in-process caller keeps its own count
-        status, summary, error = "failed", {}, None
-        with ctx.stopped_by_signals():
-            recorder.start()
+    threads_before = torch.get_num_threads()  # an in-process caller keeps its own count
+    try:
+        with _opened(store) as store:
+            # The CPU threads first, before any torch work (a prune run's parent is built when
+            # the run is claimed): torch's inter-op pool can be sized only before its first use.
+            cpu = cpu or _cpu_share(store, spec, resume_run, claim)
+            started_with = cpu.apply()
+            claim = claim or claim_run(store, spec=spec, resume_run=resume_run, parent_id=parent_id)
+            events = events or EventStream(None)
+            events.run_id = claim.run_id
+            recorder = Recorder(store, claim, events, samplers, cpu if cpu.rebalance else None)
+            ctx = RunContext(store, claim, events, recorder, cpu, echo=echo)
+            if started_with:
+                ctx.log(started_with)
+            status, summary, error = _run_task(ctx, claim.kind)
             try:
-                from engine.tasks import task_for
-
-                ctx.share_cpu()  # before any torch work of the task's
-                summary = task_for(claim.kind)(ctx)
-                status = "stopped" if ctx.stop_requested else "completed"
-            except TrainbenchError as err:
-                error = str(err)
-                ctx.log(error, "error")
-            except Exception:  # noqa: BLE001 - a bug or a torch error: keep the whole traceback on the run
-                error = traceback.format_exc()
-                ctx.log(error.strip().splitlines()[-1], "error")
+                _record_end(store, claim, status, summary, error)
             finally:
-                try:
-                    recorder.close()
-                except StoreError as err:  # the recorder's error, often the one the task met already
-                    status = "failed"
-                    if not error or str(err) not in error:
-                        error = f"{error}\n{err}" if error else str(err)
-                torch.set_num_threads(threads_before)
+                events.emit("run_ended", status=status, summary=summary, error=error)
+                ctx.close()
+            return claim.run_id, status
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _cpu_share(store: RunStore, spec: dict | None, resume_run: int | None, claim: Claim | None) -> CpuShare:
+    """This run's share of the cores, counted before it is claimed (so it counts itself)."""
+    run_spec = claim.spec if claim else spec if spec is not None else store.get_run(resume_run)["spec"]
+    cpu = CpuShare(run_spec["hardware"]["threads"])
+    cpu.recount(store, starting=claim is None)
+    return cpu
+
+
+def _run_task(ctx: RunContext, kind: str) -> tuple[str, dict, str | None]:
+    """The task, with the recorder running and SIGINT/SIGTERM asking it to stop; every error
+    becomes the run's (status, summary, error)."""
+    from engine.tasks import task_for
+
+    status, summary, error = "failed", {}, None
+    with ctx.stopped_by_signals():
+        ctx.recorder.start()
         try:
-            _record_end(store, claim, status, summary, error)
+            summary = task_for(kind)(ctx)
+            status = "stopped" if ctx.stop_requested else "completed"
+        except TrainbenchError as err:
+            error = str(err)
+            ctx.log(error, "error")
+        except Exception:  # noqa: BLE001 - a bug or a torch error: keep the whole traceback on the run
+            error = traceback.format_exc()
+            ctx.log(error.strip().splitlines()[-1], "error")
         finally:
-            events.emit("run_ended", status=status, summary=summary, error=error)
-            ctx.close()
-    return claim.run_id, status
+            try:
+                ctx.recorder.close()
+            except StoreError as err:  # the recorder's error, often the one the task met already
+                status = "failed"
+                if not error or str(err) not in error:
+                    error = f"{error}\n{err}" if error else str(err)
+    return status, summary, error
 
 
 def _record_end(store: RunStore, claim: Claim, status: str, summary: dict, error: str | None) -> None:
