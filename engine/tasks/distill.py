@@ -53,7 +53,8 @@ def run(ctx: TaskContext) -> dict:
     teacher_model = teacher.build().eval().requires_grad_(False)
     x_val, y_val = torch.as_tensor(data.x_val), torch.as_tensor(data.y_val)
     taught = objective.evaluate(teacher_model, x_val, y_val, spec["train"]["eval_batch_size"], nullcontext)
-    ctx.log_metrics(0, {k.replace("val/", "teacher/"): v for k, v in taught.items()})
+    if not ctx.resume:  # a resumed run has them from its first attempt (steps up to its checkpoint stay)
+        ctx.log_metrics(0, {k.replace("val/", "teacher/"): v for k, v in taught.items()})
     ctx.log(
         f"teacher: run {teacher.id}, {teacher.analysis.total_params:,} parameters, "
         + ", ".join(f"{k} {v:.4g}" for k, v in taught.items())

@@ -75,3 +75,22 @@ def test_every_context_a_task_gets_implements_the_task_protocol(db_path):
     assert isinstance(ctx, TaskContext) and ctx.is_main and ctx.get_run(claim.run_id)["id"] == claim.run_id
     assert isinstance(PhaseContext(ctx, spec, 0, 10, 0.0, last=True), TaskContext)
     ctx.close()
+
+
+def test_a_resumed_distill_run_keeps_one_teacher_measurement(tmp_path_factory):
+    import json
+
+    from engine.spec import validate_spec
+    from tests.conftest import EXAMPLES
+    from tests.engine.trained_parent import digits_cnn
+
+    db, teacher_id = digits_cnn(tmp_path_factory)
+    doc = json.loads((EXAMPLES / "digits_cnn_distill.json").read_text())
+    doc["distill"]["teacher"] = teacher_id
+    doc["train"] = {**doc.get("train", {}), "epochs": 1}
+    store = RunStore(db)
+    run_id, status = execute(store, validate_spec(doc, base_dir=EXAMPLES))
+    assert status == "completed"
+    store.finish_run(run_id, "stopped")
+    assert execute(store, resume_run=run_id) == (run_id, "completed")  # straight to the final evaluation
+    assert store.series_summaries(run_id)["teacher/accuracy"]["count"] == 1
