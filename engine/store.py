@@ -225,8 +225,10 @@ def _guarded(method):
 
 class RunStore:
     """A connection to one run database. Not shared between threads: open one per thread
-    (`reopen()`). `readonly=True` opens it for reading only: nothing is created, migrated or
-    written, and it works on a read-only file or medium."""
+    (`reopen()`). `readonly=True` opens it for reading only, also on a read-only file or
+    medium: nothing is created (a missing file reads as an empty store), and nothing is written
+    but what a caller asks for — `reap()`, and the one-time upgrade of an older schema, each
+    through a short-lived writable connection where the file allows it."""
 
     def __init__(self, path: str | Path | None = None, readonly: bool = False):
         self.path = Path(path) if path else default_db_path()
@@ -257,6 +259,8 @@ class RunStore:
             else:
                 conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
                 conn.execute("PRAGMA synchronous=NORMAL")
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # a copy made by a tool
+                    conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as err:
