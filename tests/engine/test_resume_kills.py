@@ -28,7 +28,7 @@ from engine.spec import validate_spec
 from engine.store import RunStore
 from tests.conftest import ROOT, TEMPLATES
 
-STEPS = 400
+STEPS = 500  # more than the kills can reach: each lets a run go at most ~25 steps on
 CHECKPOINT_EVERY = 5  # not a multiple of the loop's 8-step loss read-back: losses are pending at saves
 KILLS = 11
 HANG_S = 120  # a segment that shows no sign of life this long has hung
@@ -67,13 +67,16 @@ class Segment:
             self.events.put(ev)
         self.events.put(None)
 
-    def wait_for(self, predicate, timeout: float = HANG_S) -> dict | None:
-        """The first event (from now on) matching `predicate`; None if the stream ended first."""
+    def wait_for(self, predicate, timeout: float = HANG_S, hang: bool = True) -> dict | None:
+        """The first event (from now on) matching `predicate`; None if the stream ended first
+        or, unless a wait this long means a `hang`, when `timeout` passed."""
         deadline = time.monotonic() + timeout
         while True:
             try:
                 ev = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
+                if not hang:
+                    return None
                 self.proc.send_signal(signal.SIGABRT)  # the faulthandler prints every thread's stack
                 self.proc.wait(HANG_S)
                 raise AssertionError(
@@ -140,8 +143,8 @@ def test_random_kills_and_resumes_keep_every_step_once_and_the_same_curve(tmp_pa
         left = set(folder.glob("*.tmp")) if folder.is_dir() else set()  # by earlier kills
         if i:
             seg = Segment("--resume", run_id, db=db_path)
-        if mode == "start":  # importing, claiming, loading the checkpoint, or the first steps
-            time.sleep(rng.uniform(0.0, 3.0))
+        if mode == "start":  # importing, claiming or loading the checkpoint: before training
+            seg.wait_for(lambda e: e["event"] == "run_started", timeout=rng.uniform(0.0, 3.0), hang=False)
             seg.kill()
         elif mode == "train":
             for _ in range(rng.randint(1, 4)):
