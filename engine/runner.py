@@ -140,8 +140,9 @@ def set_cpu_threads(n: int) -> None:
 
 
 class CpuShare:
-    """How many CPU threads this process trains with: `hardware.threads`, or else the
-    machine's cores divided by the runs live on this host and by this run's processes here.
+    """How many CPU threads this process trains with: `hardware.threads`, else OMP_NUM_THREADS
+    when the environment sets it, else the machine's cores divided by the runs live on this
+    host and by this run's processes here.
 
     A single-process run recounts the live runs at each heartbeat (`recount`, recorder
     thread) and takes up a changed share between steps (`apply`, training thread: torch's
@@ -149,11 +150,26 @@ class CpuShare:
     started after it, and takes them again when those end.
     """
 
-    def __init__(self, asked: int | None, local_procs: int = 1, rebalance: bool = True):
-        self.asked, self.local_procs = asked, local_procs
+    def __init__(
+        self,
+        asked: int | None,
+        local_procs: int = 1,
+        rebalance: bool = True,
+        source: str = "hardware.threads",
+    ):
+        self.asked, self.local_procs, self.source = asked, local_procs, source
         self.rebalance = rebalance and asked is None
         self.threads: int | None = None
         self.wanted: tuple[int, str] | None = None
+
+    @classmethod
+    def of(cls, hardware: dict, local_procs: int = 1) -> CpuShare:
+        if hardware["threads"]:
+            return cls(hardware["threads"], local_procs)
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        if env.isdigit() and int(env) >= 1:
+            return cls(int(env), local_procs, source="OMP_NUM_THREADS")
+        return cls(None, local_procs)
 
     @classmethod
     def decided(cls, threads: int, why: str) -> CpuShare:
@@ -164,7 +180,7 @@ class CpuShare:
 
     def choose(self, live_runs: int) -> tuple[int, str]:
         if self.asked is not None:
-            return self.asked, "hardware.threads"
+            return self.asked, self.source
         cores, runs = cpu_cores(), max(1, live_runs)
         n = max(1, cores // runs // max(1, self.local_procs))
         why = f"{cores} cores shared by {runs} run{'s' if runs != 1 else ''} live on this host"
@@ -218,7 +234,8 @@ class Recorder(threading.Thread):
     def run(self) -> None:
         store = self._store.reopen()  # sqlite connections belong to one thread
         pending: dict[str, list] = {}
-        last_flush = last_beat = last_sample = time.monotonic()
+        last_beat = last_sample = time.monotonic()
+        last_flush = float("-inf")  # the first points go at once: a reader opening now sees the run move
         sent_progress = None
         try:
             while True:
@@ -504,7 +521,7 @@ def execute(
 def _cpu_share(store: RunStore, spec: dict | None, resume_run: int | None, claim: Claim | None) -> CpuShare:
     """This run's share of the cores, counted before it is claimed (so it counts itself)."""
     run_spec = claim.spec if claim else spec if spec is not None else store.get_run(resume_run)["spec"]
-    cpu = CpuShare(run_spec["hardware"]["threads"])
+    cpu = CpuShare.of(run_spec["hardware"])
     cpu.recount(store, starting=claim is None)
     return cpu
 

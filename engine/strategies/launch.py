@@ -118,7 +118,7 @@ def launch_run(
     claim = claim_run(store, spec=spec, resume_run=resume_run, parent_id=parent_id)
     run_id, spec = claim.run_id, claim.spec
     events.run_id = run_id
-    threads = CpuShare(spec["hardware"]["threads"], plan.nproc_per_node).choose(store.live_runs_here())
+    threads = CpuShare.of(spec["hardware"], plan.nproc_per_node).choose(store.live_runs_here())
 
     hardware = spec["hardware"]
     rdzv_id = rendezvous_id(hardware, run_id)
@@ -155,7 +155,9 @@ def launch_run(
     except SignalException:
         pass  # asked to stop: the agent passed SIGTERM on; rank 0 recorded `stopped`
     except RendezvousError as err:
-        recorded = _finish_if_open(store, claim, "failed", f"the machines did not meet at the rendezvous: {err}")
+        recorded = _finish_if_open(
+            store, claim, "failed", f"the machines did not meet at the rendezvous: {err}"
+        )
     lost = "the workers ended without recording the run (see the run log)"
     recorded = _finish_if_open(store, claim, "failed", lost) or recorded
     run = store.get_run(run_id)
@@ -239,7 +241,7 @@ def join_run(spec: dict, plan: WorldPlan, spec_file: str, sets: list[str], echo:
     argv = command_line("worker", "--spec", spec_file, "--node-rank", str(hw["node_rank"]))
     argv += [x for s in sets for x in ("--set", s)]
     config = launch_config(plan, hw, hw["rdzv_id"], hosting=False)
-    threads = CpuShare(hw["threads"], plan.nproc_per_node).choose(live_runs=1)  # no store here to count
+    threads = CpuShare.of(hw, plan.nproc_per_node).choose(live_runs=1)  # no store here to count
     if echo:
         print(
             f"joining {hw['rdzv_endpoint']} (rendezvous {hw['rdzv_id']}) as node {hw['node_rank']} "

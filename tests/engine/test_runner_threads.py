@@ -29,6 +29,14 @@ def test_the_share_is_the_cores_over_the_live_runs_and_the_runs_processes():
     assert CpuShare(3, local_procs=2).choose(live_runs=5) == (3, "hardware.threads")
 
 
+def test_an_environment_that_sets_omp_num_threads_is_obeyed(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert CpuShare.of({"threads": None}).choose(live_runs=1) == (1, "OMP_NUM_THREADS")
+    assert CpuShare.of({"threads": 2}).choose(live_runs=1) == (2, "hardware.threads")  # the spec first
+    monkeypatch.setenv("OMP_NUM_THREADS", "many")
+    assert CpuShare.of({"threads": None}).asked is None
+
+
 def test_an_explicit_count_is_used_and_logged(db_path):
     from engine.runner import execute
 
