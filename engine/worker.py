@@ -64,7 +64,12 @@ def run_worker(
         events.listeners.extend(listeners)
         cpu = CpuShare.decided(int(threads), why) if threads else None
         _, status = execute(
-            store, claim=Claim.from_env(store), cpu=cpu, events=events, echo=echo, samplers=resource_samplers(plan)
+            store,
+            claim=Claim.from_env(store),
+            cpu=cpu,
+            events=events,
+            echo=echo,
+            samplers=resource_samplers(plan),
         )
         # Non-zero makes the agent stop the other ranks at once, instead of their waiting on us.
         return 0 if status in ("completed", "stopped") else 1
