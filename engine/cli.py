@@ -175,10 +175,10 @@ def _spec_field(path: str) -> Field:
     return next(f for f in SECTIONS[section] if f.name == name)
 
 
-def _store(args):
+def _store(args, readonly: bool = False):
     from engine.store import RunStore
 
-    return RunStore(args.db) if args.db else RunStore()
+    return RunStore(args.db or None, readonly=readonly)
 
 
 # ------------------------------------------------------------------ run
@@ -190,7 +190,6 @@ def cmd_run(args) -> int:
     Trains in this process (or, for DDP/FSDP, in processes started by torch.distributed's
     elastic launcher) with a progress bar, storing metrics and checkpoints in the run database.
     Ctrl-C stops gracefully with a checkpoint; --resume RUN continues a stopped or crashed run."""
-    from engine import lineage
     from engine.devices import resource_samplers
     from engine.events import EventStream
     from engine.runner import execute
@@ -199,24 +198,19 @@ def cmd_run(args) -> int:
 
     if (args.spec is None) == (args.resume is None):
         raise SpecError.at("", "give a spec file, or --resume RUN")
-    spec = None
+    # The one store handle of this command: a damaged database is refused here, before any work.
     store = _store(args)
-    if args.spec:
-        path = Path(args.spec)
-        # With the store, a prune/distill spec's parent is checked and inherited from now.
-        spec = load_spec(path, args.set, store=store)
-    store_path = store.path
-    run_spec = spec or store.get_run(args.resume)["spec"]
-    plan = plan_world(run_spec)
+    spec = load_spec(Path(args.spec), args.set) if args.spec else None
+    plan = plan_world(spec or store.get_run(args.resume)["spec"])
     stream = EventStream.open(args.events)
     echo = not args.quiet and args.events != "-"
     if plan.launched:  # DDP/FSDP: processes started by torch.distributed's elastic launcher
         run_id, status = launch_run(
-            store_path,
-            run_spec,
+            store,
             plan,
+            spec=spec,
             resume_run=args.resume,
-            parent_id=args.parent or lineage.parent_id(run_spec),
+            parent_id=args.parent,
             events=stream,
             events_target=args.events,
             echo=echo,
@@ -224,29 +218,29 @@ def cmd_run(args) -> int:
             spec_path=args.spec,
             sets=args.set,
         )
-        return _report_run(store_path, run_id, status)
+        return _report_run(store, run_id, status)
     bar = _ProgressBar() if echo else None
     if bar:
         stream.listeners.append(bar)
-    run_id, status = execute(
-        store_path,
-        spec,
-        resume_run=args.resume,
-        parent_id=args.parent,
-        events=stream,
-        echo=echo,
-        samplers=resource_samplers(plan),
-    )
-    if bar:
-        bar.close()
-    return _report_run(store_path, run_id, status)
+    try:
+        run_id, status = execute(
+            store,
+            spec,
+            resume_run=args.resume,
+            parent_id=args.parent,
+            events=stream,
+            echo=echo,
+            samplers=resource_samplers(plan),
+        )
+    finally:
+        if bar:
+            bar.close()
+    return _report_run(store, run_id, status)
 
 
-def _report_run(store_path, run_id: int, status: str) -> int:
+def _report_run(store, run_id: int, status: str) -> int:
     """The one line a finished run leaves on stderr, and the exit code."""
-    from engine.store import RunStore
-
-    run = RunStore(store_path).get_run(run_id)
+    run = store.get_run(run_id)
     if status == "completed":
         metrics = {k: v for k, v in run["summary"].items() if k.startswith("val/")}
         print(
@@ -364,7 +358,9 @@ def cmd_runs(args) -> int:
 
     One line per run: its id, name, kind, status, parent, when it was created, how long it ran
     and its headline result. --json prints every field, for scripts."""
-    runs = _store(args).list_runs(args.status, args.kind, args.limit)
+    store = _store(args, readonly=True)
+    store.reap()  # runs whose process died show as crashed
+    runs = store.list_runs(args.status, args.kind, args.limit)
     if args.json:
         print(json.dumps([{k: v for k, v in r.items() if k != "spec"} for r in runs], indent=2))
         return 0
@@ -402,7 +398,8 @@ def cmd_show(args) -> int:
 
     The run's status, duration and lineage, its results, every metric series it logged (points,
     last, min and max value) and its checkpoints. --json prints the whole record."""
-    store = _store(args)
+    store = _store(args, readonly=True)
+    store.reap()
     run = store.get_run(args.run)
     series = store.series_summaries(args.run)
     checkpoints = store.checkpoints(args.run)
@@ -466,7 +463,7 @@ def cmd_compare(args) -> int:
     and best value with the best run marked *, their results, and for pruned or distilled runs
     their size, speed and accuracy beside their parent's. The Experiments area's compare table
     shows the same."""
-    table = compare_table(_store(args), args.runs, args.all)
+    table = compare_table(_store(args, readonly=True), args.runs, args.all)
     if args.json:
         print(json.dumps(table, indent=2, default=str))
         return 0
@@ -547,7 +544,9 @@ def cmd_export(args) -> int:
     architecture with random weights, and says so."""
     from engine.export import export_run
 
-    files, trained = export_run(_store(args), args.run, args.format, Path(args.out) if args.out else None)
+    files, trained = export_run(
+        _store(args, readonly=True), args.run, args.format, Path(args.out) if args.out else None
+    )
     if not trained:
         print(
             f"note: run {args.run} has no checkpoint; exported the architecture with random weights",

@@ -36,8 +36,8 @@ PREFIXES = ("spec", "summary", "metric", "best")
 
 
 def run_rows(store) -> dict[str, list]:
-    """Every run's own columns, newest first, as lists by column name (`tags` as JSON text)."""
-    store.reap()
+    """Every run's own columns, newest first, as lists by column name (`tags` as JSON text).
+    A read: runs whose process died are marked by the caller's `store.reap()`."""
     rows = store.conn.execute(f"SELECT {', '.join(BASE_COLUMNS)} FROM runs ORDER BY id DESC").fetchall()
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in BASE_COLUMNS]
     return {name: list(values) for name, values in zip(BASE_COLUMNS, columns, strict=True)}

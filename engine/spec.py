@@ -311,6 +311,16 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             when={"strategy": ("fsdp",)},
         ),
         Field(
+            "threads",
+            "int",
+            None,
+            "CPU threads per engine process (default: the machine's cores shared among the runs live on it)",
+            min=1,
+            max=4096,
+            optional=True,
+            label="CPU threads",
+        ),
+        Field(
             "activation_checkpointing",
             "bool",
             False,

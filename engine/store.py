@@ -6,22 +6,41 @@ per-series summary row (count, first/last step, last, min, max). Reading a whole
 then a few hundred BLOB concatenations instead of a million row decodes, and run tables and
 "best metric" queries read summaries only.
 
-Concurrency: WAL, a busy timeout, and every write transaction opened with BEGIN IMMEDIATE,
-so several run processes can write to one file without "database is locked".
+Concurrency: WAL, a busy timeout (`TRAINBENCH_BUSY_TIMEOUT` seconds, default 30), and every
+write transaction opened with BEGIN IMMEDIATE, so several run processes can write to one file
+without "database is locked". Opening takes no write lock unless the schema must be migrated,
+and `RunStore(path, readonly=True)` never writes, so readers never queue behind writers and a
+read-only medium can be listed.
+
+Trust: a store refuses, with one line naming the file, what it cannot use — a folder, a FIFO,
+an empty or foreign file, a damaged one (`PRAGMA quick_check` on open: 7 ms for a million
+points, 60 ms for ten million, measured here), a missing table or a newer schema — and every
+SQLite error after that becomes a `StoreError` saying what is wrong with which file.
+
+One writer per run: `start_run` (the claim) records the claiming process (pid, its start
+time, host) and a fresh owner token; every write for that run made with a token checks it in
+the same transaction, so a process that lost its run (reaped, then resumed elsewhere) stops
+with `ClaimLost` instead of writing beside the new owner. Reads never write: marking dead
+runs crashed is `reap()`, called where a caller means it.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import json
 import os
+import resource
 import shutil
 import socket
 import sqlite3
-import threading
+import stat
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 import sqlite_utils
@@ -32,9 +51,17 @@ STATUSES = ("queued", "running", "completed", "failed", "stopped", "crashed")
 FINAL = ("completed", "failed", "stopped", "crashed")
 RESUMABLE = ("stopped", "crashed", "failed")  # continue from the last checkpoint
 HEARTBEAT_S = 2.0  # a running run touches heartbeat_at this often
-STALE_S = 8.0  # a heartbeat older than this (plus one interval) means the run is dead
-BUSY_TIMEOUT_MS = 30_000
+STALE_S = 8.0  # on another host: a heartbeat older than this (plus one interval) means the run is dead
 HOST = socket.gethostname()
+TABLES = ("runs", "metric_series", "metric_chunks", "checkpoints")
+
+
+def busy_timeout_s() -> float:
+    """How long a write waits for another process's write lock before giving up."""
+    try:
+        return max(0.0, float(os.environ.get("TRAINBENCH_BUSY_TIMEOUT", "30")))
+    except ValueError:
+        return 30.0
 
 
 def default_db_path() -> Path:
@@ -45,6 +72,10 @@ def default_db_path() -> Path:
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("trainbench", appauthor=False)) / "trainbench.db"
+
+
+class ClaimLost(StoreError):
+    """This process no longer owns the run it writes: another process claimed it."""
 
 
 def _m1_initial(db: sqlite_utils.Database) -> None:
@@ -168,52 +199,145 @@ def _m2_metric_names_in_summaries(db: sqlite_utils.Database) -> None:
         db.execute("UPDATE runs SET summary=? WHERE id=?", (json.dumps(summary), run_id))
 
 
+def _m3_run_claims(db: sqlite_utils.Database) -> None:
+    """Who may write a run: its owner token, and the claiming process's start time (with the
+    pid it tells a live process from a later one that got the same pid)."""
+    db.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
+    db.execute("ALTER TABLE runs ADD COLUMN proc_start TEXT")
+
+
 # Applied in order; the number applied is PRAGMA user_version. Append, never edit.
-MIGRATIONS = [_m1_initial, _m2_metric_names_in_summaries]
+MIGRATIONS = [_m1_initial, _m2_metric_names_in_summaries, _m3_run_claims]
+
+
+def _guarded(method):
+    """SQLite errors of a store method become one StoreError naming the file and the problem."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as err:
+            raise store_error(self.path, err) from None
+
+    return wrapper
 
 
 class RunStore:
-    """A connection to one run database. Not shared between threads: open one per thread."""
+    """A connection to one run database. Not shared between threads: open one per thread
+    (`reopen()`). `readonly=True` opens it for reading only, also on a read-only file or
+    medium: nothing is created (a missing file reads as an empty store), and nothing is written
+    but what a caller asks for — `reap()`, and the one-time upgrade of an older schema, each
+    through a short-lived writable connection where the file allows it."""
 
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, readonly: bool = False):
         self.path = Path(path) if path else default_db_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
+        exists = _check_path(self.path)
+        if not exists and readonly:  # nothing has run yet: an empty store, and no file made for it
+            self.conn = sqlite3.connect(":memory:", isolation_level=None)
+            _apply_migrations(self.conn, 0)
+            self.db = sqlite_utils.Database(self.conn)
+            return
+        if not exists:
+            _create(self.path)
+        self.conn = self._connect()
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            version = _verify(self.conn, self.path)
+            if version < len(MIGRATIONS):
+                self._migrate(version)
+        except BaseException:
+            self.conn.close()
+            raise
+        self.db = sqlite_utils.Database(self.conn)
+
+    def _connect(self) -> sqlite3.Connection:
+        timeout = busy_timeout_s()
+        try:
+            if self.readonly:
+                conn = _connect_readonly(self.path, timeout)
+            else:
+                conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+                conn.execute("PRAGMA synchronous=NORMAL")
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # a copy made by a tool
+                    conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             conn.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.DatabaseError as err:
-            raise StoreError(f"{self.path}: not a usable Trainbench database ({err})") from None
-        self.conn = conn
-        self.db = sqlite_utils.Database(conn)
-        self._migrate()
+        except sqlite3.Error as err:
+            raise store_error(self.path, err) from None
+        return conn
+
+    def reopen(self) -> RunStore:
+        """Another connection to the same, already checked file (for another thread)."""
+        other = object.__new__(RunStore)
+        other.path, other.readonly = self.path, self.readonly
+        other.conn = other._connect()
+        other.db = sqlite_utils.Database(other.conn)
+        return other
 
     def close(self) -> None:
         self.conn.close()
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that takes the write lock up front (BEGIN IMMEDIATE)."""
+    def write(self, run_id: int | None = None, owner: str | None = None) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the write lock up front (BEGIN IMMEDIATE). Given
+        `owner`, it first checks that this token still owns run `run_id` (raises ClaimLost)."""
+        if self.readonly:
+            raise StoreError(f"{self.path}: opened read-only; this needs a writable database")
         self.conn.execute("BEGIN IMMEDIATE")
         try:
+            if owner is not None:
+                self.check_owner(run_id, owner)
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:  # SQLite rolls back by itself after a full disk or I/O error
+                self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
 
-    def _migrate(self) -> None:
-        with self.write():
-            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise StoreError(
-                    f"{self.path}: database schema {version} is newer than this Trainbench ({len(MIGRATIONS)})"
-                )
-            for i in range(version, len(MIGRATIONS)):
-                MIGRATIONS[i](self.db)
-                self.conn.execute(f"PRAGMA user_version={i + 1}")
+    @_guarded
+    def check_owner(self, run_id: int, owner: str) -> None:
+        """Raise ClaimLost unless `owner` still owns run `run_id`."""
+        row = self.conn.execute("SELECT owner, pid, host, status FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise ClaimLost(f"run {run_id} no longer exists in {self.path}; this process stops writing it")
+        if row[0] != owner:
+            if row[0] is None:
+                taker = "a reader that found its process gone (reaped)"
+            elif row[1]:
+                taker = f"pid {row[1]} on {'this host' if row[2] == HOST else row[2]}"
+            else:
+                taker = "another process"
+            raise ClaimLost(
+                f"run {run_id} was taken over by {taker} (it is {row[3]} now); "
+                "this process stops writing it so the run keeps one writer"
+            )
+
+    def _migrate(self, found: int) -> None:
+        if self.readonly:
+            self._migrate_elsewhere(found)
+            return
+        try:
+            with self.write():
+                version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+                _apply_migrations(self.conn, version)
+        except sqlite3.Error as err:
+            if getattr(err, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+                raise store_error(self.path, err) from None
+            raise StoreError(
+                f"{self.path}: cannot upgrade its schema from version {found} ({err}): the database is damaged "
+                "or was changed by another program; " + _RECOVER.format(path=self.path)
+            ) from None
+
+    def _migrate_elsewhere(self, found: int) -> None:
+        """A read-only store of an older schema (or a new, empty one): upgraded once through a
+        short-lived writable connection when the file can be written; else it cannot be read."""
+        if not os.access(self.path, os.W_OK) or not os.access(self.path.parent, os.W_OK):
+            raise StoreError(
+                f"{self.path}: its schema ({found}) is older than this Trainbench's ({len(MIGRATIONS)}) and the "
+                "file is read-only; open it once where it can be written (e.g. `trainbench run`) to upgrade it"
+            )
+        RunStore(self.path).close()
 
     @property
     def artifacts_root(self) -> Path:
@@ -221,11 +345,13 @@ class RunStore:
 
     def artifacts_dir(self, run_id: int) -> Path:
         d = self.artifacts_root / f"run-{run_id}"
-        d.mkdir(parents=True, exist_ok=True)
+        if not self.readonly:
+            d.mkdir(parents=True, exist_ok=True)
         return d
 
     # ------------------------------------------------------------ runs
 
+    @_guarded
     def create_run(
         self, spec: dict, kind: str = "train", parent_id: int | None = None, status: str = "queued"
     ) -> int:
@@ -244,24 +370,53 @@ class RunStore:
             )
             return cur.lastrowid
 
-    def start_run(self, run_id: int, pid: int | None = None) -> None:
-        now = time.time()
+    @_guarded
+    def start_run(self, run_id: int, pid: int | None = None, resumable: bool = False) -> str:
+        """Claim the run for process `pid` (default: this one) and return the owner token its
+        writes carry. Refused while the run is running in a live process (a running row whose
+        process is gone is taken over); with `resumable`, also unless the run is queued or
+        resumable (stopped, crashed, failed). Checked and set in one transaction, so of two
+        processes claiming one run, one wins."""
+        pid = pid or os.getpid()
+        token, now = uuid.uuid4().hex, time.time()
         with self.write() as c:
+            row = c.execute(
+                "SELECT status, pid, host, proc_start, heartbeat_at FROM runs WHERE id=?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"no run {run_id} in {self.path}")
+            status = row[0]
+            if status == "running" and run_alive(*row[1:], now=now):
+                raise StoreError(
+                    f"run {run_id} is running ({_where(row[1], row[2])}); stop it first, or wait for it to end"
+                )
+            if resumable and status not in (*RESUMABLE, "queued", "running"):
+                raise StoreError(f"run {run_id} is {status}; only {', '.join(RESUMABLE)} runs can be resumed")
             c.execute(
                 "UPDATE runs SET status='running', started_at=COALESCE(started_at, ?), ended_at=NULL, error=NULL,"
-                " pid=?, host=?, heartbeat_at=? WHERE id=?",
-                (now, pid or os.getpid(), HOST, now, run_id),
+                " pid=?, proc_start=?, host=?, heartbeat_at=?, owner=? WHERE id=?",
+                (now, pid, process_identity(pid), HOST, now, token, run_id),
             )
+        return token
 
-    def heartbeat(self, run_id: int) -> None:
-        with self.write() as c:
+    @_guarded
+    def heartbeat(self, run_id: int, owner: str | None = None) -> None:
+        with self.write(run_id, owner) as c:
             c.execute("UPDATE runs SET heartbeat_at=? WHERE id=? AND status='running'", (time.time(), run_id))
 
+    @_guarded
     def finish_run(
-        self, run_id: int, status: str, summary: dict | None = None, error: str | None = None
+        self,
+        run_id: int,
+        status: str,
+        summary: dict | None = None,
+        error: str | None = None,
+        owner: str | None = None,
     ) -> None:
+        """Record the run's final status. The owner token stays: the claiming process may still
+        amend it (a launcher naming the rank that failed); a resume claims anew."""
         assert status in FINAL, status
-        with self.write() as c:
+        with self.write(run_id, owner) as c:
             row = c.execute("SELECT summary FROM runs WHERE id=?", (run_id,)).fetchone()
             merged = {**json.loads(row[0] or "{}"), **(summary or {})}
             c.execute(
@@ -269,14 +424,16 @@ class RunStore:
                 (status, time.time(), json.dumps(merged), error, run_id),
             )
 
-    def update_summary(self, run_id: int, **values) -> None:
-        with self.write() as c:
+    @_guarded
+    def update_summary(self, run_id: int, owner: str | None = None, **values) -> None:
+        with self.write(run_id, owner) as c:
             row = c.execute("SELECT summary FROM runs WHERE id=?", (run_id,)).fetchone()
             c.execute(
                 "UPDATE runs SET summary=? WHERE id=?",
                 (json.dumps({**json.loads(row[0] or "{}"), **values}), run_id),
             )
 
+    @_guarded
     def set_fields(self, run_id: int, **fields) -> None:
         """Rename, notes, tags, star: the user-editable columns."""
         allowed = {"name", "notes", "tags", "starred"}
@@ -289,40 +446,60 @@ class RunStore:
             sets = ", ".join(f"{k}=?" for k in fields)
             c.execute(f"UPDATE runs SET {sets} WHERE id=?", (*fields.values(), run_id))
 
+    @_guarded
     def get_run(self, run_id: int) -> dict:
-        self.reap()
-        cur = self.conn.execute("SELECT * FROM runs WHERE id=?", (run_id,))
-        row = cur.fetchone()
-        if row is None:
+        rows = _dicts(self.conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)))
+        if not rows:
             raise StoreError(f"no run {run_id} in {self.path}")
-        return _run_dict(cur.description, row)
+        return _run_dict(rows[0])
 
+    @_guarded
     def list_runs(
         self, status: str | None = None, kind: str | None = None, limit: int | None = None
     ) -> list[dict]:
-        self.reap()
         sql, args = "SELECT * FROM runs WHERE 1=1", []
         if status:
             sql, args = sql + " AND status=?", [*args, status]
         if kind:
             sql, args = sql + " AND kind=?", [*args, kind]
         sql += " ORDER BY id DESC" + (f" LIMIT {int(limit)}" if limit else "")
-        cur = self.conn.execute(sql, args)
-        return [_run_dict(cur.description, r) for r in cur]
+        return [_run_dict(d) for d in _dicts(self.conn.execute(sql, args))]
 
+    @_guarded
     def lineage(self, run_id: int) -> tuple[list[dict], list[dict]]:
-        """(ancestors, nearest first; descendants, depth-first)."""
-        ancestors, cur = [], self.get_run(run_id)
-        while cur["parent_id"] is not None:
-            cur = self.get_run(cur["parent_id"])
-            ancestors.append(cur)
-        descendants, stack = [], [run_id]
-        while stack:
-            for r in self.conn.execute("SELECT id FROM runs WHERE parent_id=? ORDER BY id", (stack.pop(),)):
-                descendants.append(self.get_run(r[0]))
-                stack.append(r[0])
+        """(ancestors, nearest first; descendants, depth-first), in one recursive query. The
+        depth bound ends a parent cycle (only a hand-edited database has one), whose runs are
+        then listed once."""
+        self.get_run(run_id)
+        rows = _dicts(
+            self.conn.execute(
+                """WITH RECURSIVE
+                up(id, depth) AS (
+                    SELECT parent_id, 1 FROM runs WHERE id=:id AND parent_id IS NOT NULL
+                    UNION ALL
+                    SELECT r.parent_id, up.depth + 1 FROM runs r JOIN up ON r.id = up.id
+                    WHERE r.parent_id IS NOT NULL AND up.depth < :bound),
+                down(id, path, depth) AS (
+                    SELECT id, printf('%012d', id), 1 FROM runs WHERE parent_id=:id
+                    UNION ALL
+                    SELECT r.id, down.path || printf('%012d', r.id), down.depth + 1
+                    FROM runs r JOIN down ON r.parent_id = down.id WHERE down.depth < :bound)
+                SELECT 'up' AS side, printf('%012d', up.depth) AS rank, runs.* FROM up JOIN runs ON runs.id = up.id
+                UNION ALL
+                SELECT 'down', down.path, runs.* FROM down JOIN runs ON runs.id = down.id
+                ORDER BY side DESC, rank""",
+                {"id": run_id, "bound": 10_000},
+            )
+        )
+        ancestors, descendants, seen = [], [], {"up": set(), "down": set()}
+        for d in rows:
+            side, _ = d.pop("side"), d.pop("rank")
+            if d["id"] not in seen[side]:  # a cycle repeats ids until the bound
+                seen[side].add(d["id"])
+                (ancestors if side == "up" else descendants).append(_run_dict(d))
         return ancestors, descendants
 
+    @_guarded
     def delete_run(self, run_id: int) -> None:
         """Remove a run's rows and artifact files; its children keep existing, unparented."""
         run = self.get_run(run_id)
@@ -339,39 +516,76 @@ class RunStore:
             c.execute("DELETE FROM runs WHERE id=?", (run_id,))
         shutil.rmtree(self.artifacts_root / f"run-{run_id}", ignore_errors=True)
 
+    @_guarded
     def reap(self) -> list[int]:
         """Mark `running` runs whose process is gone as crashed; returns their ids.
 
-        A run on this host whose pid is dead is caught at once; elsewhere, or if the pid was
-        reused, a heartbeat older than STALE_S + HEARTBEAT_S gives it away within ~10 s.
+        On this host a run is dead exactly when its process is (pid and start time: a stalled
+        or stopped process is alive, and a later process that got the same pid is not the
+        run's); on another host, when its heartbeat is older than STALE_S + HEARTBEAT_S. A
+        read-only store records the deaths through a short-lived writable connection when
+        the file allows it, else leaves them for a writer to find.
         """
         now = time.time()
-        dead = []
-        for run_id, pid, host, beat in self.conn.execute(
-            "SELECT id, pid, host, heartbeat_at FROM runs WHERE status='running'"
-        ):
-            stale = beat is None or now - beat > STALE_S + HEARTBEAT_S
-            gone = host == HOST and pid is not None and not pid_alive(pid)
-            if stale or gone:
-                dead.append((run_id, pid, beat))
-        for run_id, pid, beat in dead:
-            when = time.strftime("%H:%M:%S", time.localtime(beat)) if beat else "never"
-            with self.write() as c:
-                c.execute(
-                    "UPDATE runs SET status='crashed', ended_at=?, pid=NULL, error=? WHERE id=? AND status='running'",
+        dead = [
+            (run_id, pid, owner, beat)
+            for run_id, pid, host, start, beat, owner in self.conn.execute(
+                "SELECT id, pid, host, proc_start, heartbeat_at, owner FROM runs WHERE status='running'"
+            )
+            if not run_alive(pid, host, start, beat, now=now)
+        ]
+        if not dead:
+            return []
+        conn = self.conn if not self.readonly else _writable_connection(self.path)
+        if conn is None:
+            return []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for run_id, pid, owner, beat in dead:
+                when = time.strftime("%H:%M:%S", time.localtime(beat)) if beat else "never"
+                # The owner goes: should the process live on elsewhere, its next write is refused.
+                conn.execute(
+                    "UPDATE runs SET status='crashed', ended_at=?, pid=NULL, owner=NULL, error=?"
+                    " WHERE id=? AND status='running' AND owner IS ?",
                     (
                         beat or now,
                         f"the run's process (pid {pid}) ended without reporting; last heartbeat {when}",
                         run_id,
+                        owner,
                     ),
                 )
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as err:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if self.readonly and getattr(err, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
+                return []  # a read-only medium after all: nothing recorded
+            raise
+        finally:
+            if conn is not self.conn:
+                conn.close()
         return [d[0] for d in dead]
+
+    @_guarded
+    def live_runs_here(self) -> int:
+        """Runs running on this host in a live process (the CPU's cores are shared among them)."""
+        now = time.time()
+        rows = self.conn.execute(
+            "SELECT pid, host, proc_start, heartbeat_at FROM runs WHERE status='running' AND host=?", (HOST,)
+        )
+        return sum(run_alive(*row, now=now) for row in rows)
 
     # ------------------------------------------------------------ metrics
 
-    def add_metrics(self, run_id: int, batch: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    @_guarded
+    def add_metrics(
+        self,
+        run_id: int,
+        batch: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+        owner: str | None = None,
+    ) -> None:
         """Append one chunk per series: {key: (steps int64, values float64, walls float64)}."""
-        with self.write() as c:
+        with self.write(run_id, owner) as c:
             for key, (steps, vals, walls) in batch.items():
                 steps = np.ascontiguousarray(steps, dtype=np.int64)
                 vals = np.ascontiguousarray(vals, dtype=np.float64)
@@ -416,19 +630,23 @@ class RunStore:
         )
         return cur.lastrowid, 0
 
+    @_guarded
     def series_summaries(self, run_id: int) -> dict[str, dict]:
-        cur = self.conn.execute(
-            "SELECT key, count, first_step, last_step, last, min, max, last_wall FROM metric_series WHERE run_id=? ORDER BY key",
-            (run_id,),
+        rows = _dicts(
+            self.conn.execute(
+                "SELECT key, count, first_step, last_step, last, min, max, last_wall FROM metric_series"
+                " WHERE run_id=? ORDER BY key",
+                (run_id,),
+            )
         )
-        cols = [d[0] for d in cur.description]
-        return {r[0]: dict(zip(cols, r, strict=True)) for r in cur}
+        return {d["key"]: d for d in rows}
 
     def series(self, run_id: int, key: str, after_seq: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(steps, values, walls) of one series as numpy arrays, in logging order."""
         steps, vals, walls, _ = self.series_since(run_id, key, after_seq)
         return steps, vals, walls
 
+    @_guarded
     def series_since(self, run_id: int, key: str, after_seq: int = -1):
         """Chunks after `after_seq` (for a live follower) and the last seq read."""
         sid = self.conn.execute(
@@ -448,9 +666,10 @@ class RunStore:
             rows[-1][0],
         )
 
-    def truncate_metrics(self, run_id: int, after_step: int) -> None:
+    @_guarded
+    def truncate_metrics(self, run_id: int, after_step: int, owner: str | None = None) -> None:
         """Drop points logged after `after_step` (a resume replays them from the checkpoint)."""
-        with self.write() as c:
+        with self.write(run_id, owner) as c:
             for (sid,) in c.execute("SELECT id FROM metric_series WHERE run_id=?", (run_id,)).fetchall():
                 late = c.execute(
                     "SELECT seq, steps, vals, walls FROM metric_chunks WHERE series_id=? AND last_step>? ORDER BY seq",
@@ -497,34 +716,270 @@ class RunStore:
 
     # ------------------------------------------------------------ checkpoints
 
-    def add_checkpoint(self, run_id: int, step: int, path: str | Path, tag: str = "periodic") -> int:
+    @_guarded
+    def add_checkpoint(
+        self, run_id: int, step: int, path: str | Path, tag: str = "periodic", owner: str | None = None
+    ) -> int:
         size = Path(path).stat().st_size if Path(path).exists() else None
-        with self.write() as c:
+        with self.write(run_id, owner) as c:
             return c.execute(
                 "INSERT INTO checkpoints (run_id, step, path, tag, created_at, bytes) VALUES (?,?,?,?,?,?)",
                 (run_id, step, str(path), tag, time.time(), size),
             ).lastrowid
 
-    def remove_checkpoint(self, checkpoint_id: int) -> None:
+    @_guarded
+    def remove_checkpoint(self, checkpoint_id: int, owner: str | None = None) -> None:
         with self.write() as c:
+            if owner is not None:
+                (run_id,) = c.execute(
+                    "SELECT run_id FROM checkpoints WHERE id=?", (checkpoint_id,)
+                ).fetchone()
+                self.check_owner(run_id, owner)
             c.execute("DELETE FROM checkpoints WHERE id=?", (checkpoint_id,))
 
+    @_guarded
     def checkpoints(self, run_id: int) -> list[dict]:
-        cur = self.conn.execute("SELECT * FROM checkpoints WHERE run_id=? ORDER BY step, id", (run_id,))
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r, strict=True)) for r in cur]
+        return _dicts(
+            self.conn.execute("SELECT * FROM checkpoints WHERE run_id=? ORDER BY step, id", (run_id,))
+        )
 
     def last_checkpoint(self, run_id: int) -> dict | None:
         cps = [c for c in self.checkpoints(run_id) if Path(c["path"]).exists()]
         return cps[-1] if cps else None
 
 
-def _run_dict(description, row) -> dict:
-    """A runs row as a dict (columns named by the query's own cursor), JSON fields parsed."""
-    d = dict(zip((c[0] for c in description), row, strict=True))
+def _dicts(cursor: sqlite3.Cursor) -> list[dict]:
+    """The rows of a query as dicts keyed by the query's own column names."""
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def _run_dict(d: dict) -> dict:
+    """A runs row with its JSON fields parsed."""
     for k in ("spec", "summary", "tags"):
         d[k] = json.loads(d[k]) if d[k] else ({} if k != "tags" else [])
     return d
+
+
+# ------------------------------------------------------------ opening: path, creation, checks
+
+
+def _check_path(path: Path) -> bool:
+    """Whether the database file exists, after checking what the path is, before SQLite sees
+    it: a FIFO would block the open, a folder or a file in place of a folder would give
+    SQLite's vaguest errors."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    except NotADirectoryError:
+        parent = next(p for p in path.parents if p.exists())
+        raise StoreError(
+            f"{path}: {parent} is a file, not a folder; give a database path in a folder"
+        ) from None
+    except OSError as err:
+        raise StoreError(f"{path}: cannot be opened ({err.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise StoreError(f"{path}: is a folder, not a database file; give the path of a .db file")
+    if not stat.S_ISREG(st.st_mode):
+        raise StoreError(
+            f"{path}: is not a regular file (a FIFO, socket or device); give the path of a .db file"
+        )
+    if st.st_size == 0:
+        raise StoreError(
+            f"{path}: is an empty file, not a Trainbench database (a failed copy?); remove it to start a new one"
+        )
+    return True
+
+
+def _create(path: Path) -> None:
+    """Create a new database atomically: built complete in a temporary file beside it, then
+    linked into place, so no process ever sees a half-made (say, empty) database."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise StoreError(f"{path}: a part of {path.parent} is a file, not a folder") from None
+    except OSError as err:
+        raise StoreError(f"{path}: cannot create its folder ({err.strerror})") from None
+    tmp = str(path.parent / f"{path.name}.{uuid.uuid4().hex[:8]}.new")
+    try:  # not mkstemp: the database gets the permissions the umask gives, as SQLite's own would
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    except OSError as err:
+        raise store_error(path, err) from None
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            _apply_migrations(conn, 0)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process created it meanwhile: use theirs
+        except OSError:  # no hard links here (FAT, some network file systems)
+            if not path.exists():
+                os.rename(tmp, path)
+    except sqlite3.Error as err:
+        raise store_error(path, err) from None
+    except OSError as err:
+        raise store_error(path, err) from None
+    finally:
+        for leftover in (tmp, tmp + "-wal", tmp + "-shm"):
+            Path(leftover).unlink(missing_ok=True)
+
+
+def _apply_migrations(conn: sqlite3.Connection, version: int) -> None:
+    db = sqlite_utils.Database(conn)
+    for i in range(version, len(MIGRATIONS)):
+        MIGRATIONS[i](db)
+        conn.execute(f"PRAGMA user_version={i + 1}")
+
+
+def _writable_connection(path: Path) -> sqlite3.Connection | None:
+    """A short-lived writable connection to a store opened read-only, or None where the file
+    cannot be written."""
+    if not os.access(path, os.W_OK):
+        return None
+    try:
+        return sqlite3.connect(path, timeout=busy_timeout_s(), isolation_level=None)
+    except sqlite3.Error:
+        return None
+
+
+def _connect_readonly(path: Path, timeout: float) -> sqlite3.Connection:
+    """mode=ro; on a read-only folder, where a WAL database's shared-memory file cannot be
+    made, immutable=1 (nothing can write there either)."""
+    uri = "file:" + quote(str(path.resolve()))
+    conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=timeout, isolation_level=None)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as err:
+        if getattr(err, "sqlite_errorname", "") not in ("SQLITE_READONLY_DIRECTORY", "SQLITE_CANTOPEN"):
+            raise
+    conn.close()
+    return sqlite3.connect(uri + "?immutable=1", uri=True, timeout=timeout, isolation_level=None)
+
+
+def _verify(conn: sqlite3.Connection, path: Path) -> int:
+    """The schema version, after checking that this is an undamaged Trainbench database."""
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        problems = [r[0] for r in conn.execute("PRAGMA quick_check(3)")]
+    except sqlite3.Error as err:
+        raise store_error(path, err) from None
+    if problems != ["ok"]:
+        lines = [
+            line for p in problems for line in p.splitlines() if line.strip() and not line.startswith("***")
+        ]
+        first = (lines or ["quick_check failed"])[0]
+        raise StoreError(f"{path}: the database is damaged ({first}); {_RECOVER.format(path=path)}")
+    if version > len(MIGRATIONS):
+        raise StoreError(
+            f"{path}: database schema {version} is newer than this Trainbench ({len(MIGRATIONS)}); upgrade Trainbench"
+        )
+    if version < 0 or (version == 0 and tables):
+        raise StoreError(
+            f"{path}: not a Trainbench database (an SQLite file of another program); give another --db"
+        )
+    if version == 0:
+        return version  # an SQLite file with nothing in it yet: a writer sets it up
+    missing = [t for t in TABLES if t not in tables]
+    if missing:
+        raise StoreError(
+            f"{path}: the database is damaged (table {missing[0]} is missing); {_RECOVER.format(path=path)}"
+        )
+    return version
+
+
+_RECOVER = "restore a backup, or save what is left with `sqlite3 {path} .recover | sqlite3 recovered.db`"
+
+
+def store_error(path: Path, err: BaseException) -> StoreError:
+    """One line for an SQLite or OS error on the database file: what is wrong and what to do."""
+    if isinstance(err, StoreError):
+        return err
+    if isinstance(err, OSError):
+        if err.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            return StoreError(no_space(path, err.errno))
+        return StoreError(f"{path}: {err.strerror or err}")
+    name = getattr(err, "sqlite_errorname", "") or ""
+    text = str(err)
+    if name.startswith("SQLITE_BUSY") or "database is locked" in text:
+        return StoreError(
+            f"{path}: locked by another process for more than {busy_timeout_s():g} s; try again when it is done "
+            f"(`fuser {path}` shows who holds it)"
+        )
+    if name == "SQLITE_NOTADB" or "file is not a database" in text:
+        return StoreError(
+            f"{path}: not an SQLite database (damaged, or another kind of file); give another --db"
+        )
+    if name.startswith("SQLITE_CORRUPT") or "malformed" in text or "no such table" in text:
+        return StoreError(f"{path}: the database is damaged ({text}); {_RECOVER.format(path=path)}")
+    if name == "SQLITE_FULL" or "disk is full" in text:
+        return StoreError(no_space(path, errno.ENOSPC))
+    if name.startswith("SQLITE_IOERR"):
+        limit = file_size_limit()
+        if limit is not None and _size(path) + _size(Path(f"{path}-wal")) >= limit // 2:
+            return StoreError(no_space(path, errno.EFBIG))
+        if _free_bytes(path) < 16 * 2**20:
+            return StoreError(no_space(path, errno.ENOSPC))
+        return StoreError(f"{path}: cannot be written ({text}): a failing disk or file system")
+    if name.startswith("SQLITE_READONLY") or "readonly database" in text:
+        return StoreError(
+            f"{path}: read-only (the file or its folder cannot be written); this needs a writable database"
+        )
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+        return StoreError(f"{path}: cannot be opened (missing permission, or a folder that cannot hold it)")
+    return StoreError(f"{path}: {text}")
+
+
+def no_space(path: Path, code: int) -> str:
+    """The message of a write that found no room: a full disk, a quota or a file size limit."""
+    why = {
+        errno.EFBIG: f"the file size limit (ulimit -f, {file_size_limit() or 0:,} bytes) is reached",
+        errno.EDQUOT: "the disk quota is used up",
+    }.get(code, "the disk is full")
+    return f"no space left on {path} ({why}); free some space and resume the run"
+
+
+def file_size_limit() -> int | None:
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _free_bytes(path: Path) -> int:
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return 1 << 62
+    return st.f_bavail * st.f_frsize
+
+
+# ------------------------------------------------------------ processes
+
+
+def run_alive(pid: int | None, host: str | None, start: str | None, beat: float | None, now: float) -> bool:
+    """Whether a `running` row's process lives: on this host by its pid and start time (a
+    stalled process is alive however old its heartbeat); elsewhere by a fresh heartbeat."""
+    if host == HOST and pid:
+        return pid_alive(pid) and (start is None or process_identity(pid) in (start, None))
+    return beat is not None and now - beat <= STALE_S + HEARTBEAT_S
+
+
+def _where(pid: int | None, host: str | None) -> str:
+    return f"pid {pid} on this host" if host == HOST else f"pid {pid} on {host}"
 
 
 def pid_alive(pid: int) -> bool:
@@ -542,42 +997,13 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-class MetricBatcher:
-    """Collects points from the training thread; `drain()` hands them over as numpy chunks.
-
-    Appends are list appends under a lock (about a microsecond), so logging every step costs
-    the loop nothing measurable; the recorder's thread drains and writes in the background.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._buf: dict[str, tuple[list, list, list]] = {}
-
-    def add(self, step: int, values: dict[str, float], wall: float | None = None) -> None:
-        wall = time.time() if wall is None else wall
-        with self._lock:
-            for key, v in values.items():
-                s, vs, ws = self._buf.setdefault(key, ([], [], []))
-                s.append(step)
-                vs.append(v)
-                ws.append(wall)
-
-    def add_series(self, key: str, steps, values, walls) -> None:
-        with self._lock:
-            s, vs, ws = self._buf.setdefault(key, ([], [], []))
-            s.extend(steps)
-            vs.extend(values)
-            ws.extend(walls)
-
-    def drain(self) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        with self._lock:
-            buf, self._buf = self._buf, {}
-        return {
-            k: (
-                np.asarray(s, dtype=np.int64),
-                np.asarray(v, dtype=np.float64),
-                np.asarray(w, dtype=np.float64),
-            )
-            for k, (s, v, w) in buf.items()
-            if s
-        }
+def process_identity(pid: int) -> str | None:
+    """The boot and the start time of process `pid` (Linux): with the pid, unique for as long
+    as the machine keeps a pid table, so a reused pid is not mistaken for the run's process.
+    None where /proc does not tell."""
+    try:
+        start = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except (OSError, IndexError):
+        return None
+    return f"{boot}/{start}"

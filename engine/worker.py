@@ -3,11 +3,12 @@
     trainbench worker --db DB --run ID --node-rank 0 [--events TARGET]   (the launching machine)
     trainbench worker --spec FILE --node-rank N [--set PATH=VALUE ...]   (a machine that joins)
 
-Every process joins the process group (rank 0 always on the launching machine, see
-`join_process_group`) and checks that all machines train the same spec. Rank 0 then claims the
-queued run and records it exactly as a single-process run does (`execute`: store, event stream,
-log, checkpoints); the other ranks compute only (`follow`). A failing worker exits non-zero with
-its traceback in torchelastic's error file, from which the launcher names it in `runs.error`.
+Every process first takes the CPU thread count its launcher chose (before any torch work),
+joins the process group (rank 0 always on the launching machine, see `join_process_group`) and
+checks that all machines train the same spec. Rank 0 then records the run under its launcher's
+claim exactly as a single-process run does (`execute`: store, event stream, log, checkpoints);
+the other ranks compute only (`follow`). A failing worker exits non-zero with its traceback in
+torchelastic's error file, from which the launcher names it in `runs.error`.
 """
 
 from __future__ import annotations
@@ -35,12 +36,16 @@ def run_worker(
 
     from engine.devices import resource_samplers
     from engine.events import EventStream
-    from engine.runner import execute, follow
+    from engine.runner import THREADS_ENV, Claim, CpuShare, execute, follow, set_cpu_threads
     from engine.store import RunStore
     from engine.strategies.world import check_same_spec, join_process_group, local_rank, plan_world
 
     die_with_launcher()
-    spec = RunStore(db).get_run(run_id)["spec"] if db else _read_spec(spec_file, sets)
+    threads, _, why = os.environ.get(THREADS_ENV, "").partition(":")
+    if threads:
+        set_cpu_threads(int(threads))
+    store = RunStore(db) if db else None
+    spec = store.get_run(run_id)["spec"] if store else _read_spec(spec_file, sets)
     plan = plan_world(spec)
     if plan.device_type == "cuda":
         torch.cuda.set_device(local_rank())  # before NCCL: each process owns its GPU
@@ -50,18 +55,28 @@ def run_worker(
         if rank != 0:
             follow(spec)
             return 0
-        if db is None:
+        if store is None:
             raise SpecError.at(
                 "hardware.node_rank",
                 "rank 0 must run on the launching machine (node rank 0), which holds the run store",
             )
         events = EventStream.open(events_target)
         events.listeners.extend(listeners)
-        _, status = execute(db, resume_run=run_id, events=events, echo=echo, samplers=resource_samplers(plan))
+        cpu = CpuShare.decided(int(threads), why) if threads else None
+        _, status = execute(
+            store,
+            claim=Claim.from_env(store),
+            cpu=cpu,
+            events=events,
+            echo=echo,
+            samplers=resource_samplers(plan),
+        )
         # Non-zero makes the agent stop the other ranks at once, instead of their waiting on us.
         return 0 if status in ("completed", "stopped") else 1
     finally:
         dist.destroy_process_group()
+        if store is not None:
+            store.close()
 
 
 def _read_spec(path: str, sets: list[str]) -> dict:

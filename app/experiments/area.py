@@ -87,6 +87,7 @@ class ExperimentsArea(QWidget):
         if self.store is not None:
             return
         self.store = RunStore(self.db_path or default_db_path())
+        self.store.reap()  # runs that died while no one looked show as crashed
         s = settings.settings()
         columns = s.value("experiments/columns")
         columns = [columns] if isinstance(columns, str) else list(columns or DEFAULT_COLUMNS)

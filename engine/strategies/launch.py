@@ -1,12 +1,15 @@
 """Starting the processes of a multi-process run through torch.distributed's own elastic
 launcher (`elastic_launch`, what `torchrun` runs), never a home-made process pool.
 
-The launching machine (`trainbench run`) creates the run's row (queued) and starts an elastic
-agent with `nproc_per_node` workers (`trainbench worker`); other machines start theirs with
-`trainbench join` or the equivalent torchrun line (`join_commands`). Rank 0 runs on the
-launching machine, claims the row and records the run (see `engine.worker`). The agent restarts
-nothing: a failing worker makes it stop the others, and `launch_run` records which rank failed
-and why on the run. Workers die with their launcher (see `engine.worker`), so none is orphaned.
+The launching machine (`trainbench run`) claims the run (`claim_run`: created, or taken up for
+a resume) and starts an elastic agent with `nproc_per_node` workers (`trainbench worker`);
+other machines start theirs with `trainbench join` or the equivalent torchrun line
+(`join_commands`). Rank 0 runs on the launching machine and records the run under the
+launcher's claim (see `engine.worker`), so the run's one writer is, in turn, rank 0 and then
+the launcher, and its process is the launcher, which lives as long as the run. The agent
+restarts nothing: a failing worker makes it stop the others, and `launch_run` records which
+rank failed and why on the run. Workers die with their launcher (see `engine.worker`), so
+none is orphaned.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from engine.errors import StoreError
 from engine.events import EventStream
 from engine.processes import command_line, join_commands
-from engine.store import RESUMABLE, RunStore
+from engine.runner import THREADS_ENV, Claim, CpuShare, claim_run
+from engine.store import RunStore
 from engine.strategies.world import WorldPlan, check_devices
 
 DEFAULT_PORT = 29400
@@ -59,15 +62,15 @@ def launch_config(plan: WorldPlan, hardware: dict, rdzv_id: str, hosting: bool, 
 
 
 @contextmanager
-def worker_environment(plan: WorldPlan):
-    """Environment the workers inherit: the selected GPUs, a fair share of CPU threads, and
-    this process's pid (workers exit when it dies)."""
-    env = {"TRAINBENCH_LAUNCHER_PID": str(os.getpid())}
+def worker_environment(plan: WorldPlan, threads: tuple[int, str], claim: Claim | None = None):
+    """Environment the workers inherit: the selected GPUs, their CPU threads (N processes ×
+    all cores each would oversubscribe the CPU N-fold), this process's pid (workers exit when it
+    dies) and, for rank 0, the claim it records the run under."""
+    n, why = threads
+    env = {"TRAINBENCH_LAUNCHER_PID": str(os.getpid()), THREADS_ENV: f"{n}:{why}", "OMP_NUM_THREADS": str(n)}
+    env |= claim.to_env() if claim else {}
     if plan.gpus:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, plan.gpus))
-    if "OMP_NUM_THREADS" not in os.environ:
-        # N processes × all cores each would oversubscribe the CPU N-fold.
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // plan.nproc_per_node))
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -88,10 +91,10 @@ def start_agent(config, argv: list[str]) -> None:
 
 
 def launch_run(
-    store_path: str | Path,
-    spec: dict,
+    store: RunStore,
     plan: WorldPlan,
     *,
+    spec: dict | None = None,
     resume_run: int | None = None,
     parent_id: int | None = None,
     events: EventStream | None = None,
@@ -101,25 +104,21 @@ def launch_run(
     spec_path: str | None = None,
     sets: list[str] = (),
 ) -> tuple[int, str]:
-    """Create (or re-queue) the run, launch its workers on this machine, wait for them, and
-    return (run id, final status). The workers record the run; this process records only what
-    they cannot: a worker that died, or machines that never met. `sets` (the `--set` overrides
-    of the spec file) are repeated in the join command printed for other machines."""
+    """Claim the run (new from `spec`, or `resume_run`), launch its workers on this machine,
+    wait for them, and return (run id, final status). The workers record the run; this process
+    records only what they cannot: a worker that died, or machines that never met. `sets` (the
+    `--set` overrides of the spec file) are repeated in the join command printed for other
+    machines."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.elastic.rendezvous import RendezvousError
 
     check_devices(plan)
     events = events or EventStream(None)
-    store = RunStore(store_path)
-    if resume_run is None:
-        run_id = store.create_run(spec, kind=spec["task"]["kind"], parent_id=parent_id)
-    else:
-        status = store.get_run(resume_run)["status"]
-        if status not in (*RESUMABLE, "queued"):
-            raise StoreError(f"run {resume_run} is {status}; only {', '.join(RESUMABLE)} runs can be resumed")
-        run_id = resume_run
+    claim = claim_run(store, spec=spec, resume_run=resume_run, parent_id=parent_id)
+    run_id, spec = claim.run_id, claim.spec
     events.run_id = run_id
+    threads = CpuShare.of(spec["hardware"], plan.nproc_per_node).choose(store.live_runs_here())
 
     hardware = spec["hardware"]
     rdzv_id = rendezvous_id(hardware, run_id)
@@ -135,7 +134,7 @@ def launch_run(
     )
     if plan.max_nodes > 1:
         trainbench, torchrun = join_commands(spec, rdzv_id, spec_path, sets)
-        store.update_summary(run_id, join_command=trainbench)
+        store.update_summary(run_id, claim.owner, join_command=trainbench)
         say(
             f"waiting for the other machine(s); on each, run (--node-rank 1, 2, …):\n  {trainbench}\nor:\n  {torchrun}",
             True,
@@ -149,33 +148,32 @@ def launch_run(
     )
     recorded = False  # whether this process wrote the final status (and so must announce it)
     try:
-        with worker_environment(plan):
+        with worker_environment(plan, threads, claim):
             start_agent(config, argv)
     except ChildFailedError as err:
-        recorded = _record_failure(store, run_id, err)
+        recorded = _record_failure(store, claim, err)
     except SignalException:
         pass  # asked to stop: the agent passed SIGTERM on; rank 0 recorded `stopped`
     except RendezvousError as err:
         recorded = _finish_if_open(
-            store, run_id, "failed", f"the machines did not meet at the rendezvous: {err}"
+            store, claim, "failed", f"the machines did not meet at the rendezvous: {err}"
         )
     lost = "the workers ended without recording the run (see the run log)"
-    recorded = _finish_if_open(store, run_id, "failed", lost) or recorded
+    recorded = _finish_if_open(store, claim, "failed", lost) or recorded
     run = store.get_run(run_id)
     if recorded:
         events.emit("run_ended", status=run["status"], summary=run["summary"], error=run["error"])
-    store.close()
     return run_id, run["status"]
 
 
-def _finish_if_open(store: RunStore, run_id: int, status: str, error: str) -> bool:
-    if store.get_run(run_id)["status"] in ("queued", "running"):
-        store.finish_run(run_id, status, error=error)
+def _finish_if_open(store: RunStore, claim: Claim, status: str, error: str) -> bool:
+    if store.get_run(claim.run_id)["status"] in ("queued", "running"):
+        store.finish_run(claim.run_id, status, error=error, owner=claim.owner)
         return True
     return False
 
 
-def _record_failure(store: RunStore, run_id: int, err) -> bool:
+def _record_failure(store: RunStore, claim: Claim, err) -> bool:
     """Name the rank that failed first and keep its traceback on the run.
 
     The agent notices the first dead worker and only then stops the rest, so its failures are
@@ -185,7 +183,7 @@ def _record_failure(store: RunStore, run_id: int, err) -> bool:
     first = _first_failure(err)
     # On the launching machine ranks follow local ranks (node rank 0 sorts first).
     rank = first.local_rank
-    run = store.get_run(run_id)
+    run = store.get_run(claim.run_id)
     if rank == 0 and run["status"] == "failed" and run["error"]:
         return False  # rank 0 recorded its own error, traceback included
     if first.exitcode < 0:
@@ -197,7 +195,7 @@ def _record_failure(store: RunStore, run_id: int, err) -> bool:
         error += f":\n{cause}"
     if run["error"] and rank != 0:
         error += f"\n\n(rank 0 then reported: {run['error'].strip().splitlines()[-1]})"
-    store.finish_run(run_id, "failed", error=error)
+    store.finish_run(claim.run_id, "failed", error=error, owner=claim.owner)
     return True
 
 
@@ -243,6 +241,7 @@ def join_run(spec: dict, plan: WorldPlan, spec_file: str, sets: list[str], echo:
     argv = command_line("worker", "--spec", spec_file, "--node-rank", str(hw["node_rank"]))
     argv += [x for s in sets for x in ("--set", s)]
     config = launch_config(plan, hw, hw["rdzv_id"], hosting=False)
+    threads = CpuShare.of(hw, plan.nproc_per_node).choose(live_runs=1)  # no store here to count
     if echo:
         print(
             f"joining {hw['rdzv_endpoint']} (rendezvous {hw['rdzv_id']}) as node {hw['node_rank']} "
@@ -251,7 +250,7 @@ def join_run(spec: dict, plan: WorldPlan, spec_file: str, sets: list[str], echo:
             flush=True,
         )
     try:
-        with worker_environment(plan):
+        with worker_environment(plan, threads):
             start_agent(config, argv)
     except ChildFailedError as err:
         first = _first_failure(err)

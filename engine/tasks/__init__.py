@@ -1,4 +1,5 @@
-"""What a run does: train, prune or distill. Each task is `run(ctx: RunContext) -> summary`."""
+"""What a run does: train, prune or distill. Each task is `run(ctx: TaskContext) -> summary`
+(see `engine.tasks.context`), and imports nothing from the runner that calls it."""
 
 from __future__ import annotations
 

@@ -25,15 +25,16 @@ from engine.graph.build import build
 from engine.graph.model import Graph
 from engine.graph.shapes import validate
 from engine.lineage import ParentRun
-from engine.runner import RunContext
+from engine.seed import seed_everything
 from engine.tasks import footprint
+from engine.tasks.context import TaskContext
 from engine.tasks.objectives import Objective, check_model_fits
-from engine.tasks.train import fit, seed_everything
+from engine.tasks.train import fit
 
 
-def run(ctx: RunContext) -> dict:
+def run(ctx: TaskContext) -> dict:
     spec, d = ctx.spec, ctx.spec["distill"]
-    seed_everything(spec["train"])
+    seed_everything(spec["train"]["seed"], spec["train"]["deterministic"])
     teacher = ParentRun.of(spec)
     data = load_dataset(spec["data"], spec["task"]["objective"])
     if data.objective == "regression":
@@ -52,7 +53,8 @@ def run(ctx: RunContext) -> dict:
     teacher_model = teacher.build().eval().requires_grad_(False)
     x_val, y_val = torch.as_tensor(data.x_val), torch.as_tensor(data.y_val)
     taught = objective.evaluate(teacher_model, x_val, y_val, spec["train"]["eval_batch_size"], nullcontext)
-    ctx.log_metrics(0, {k.replace("val/", "teacher/"): v for k, v in taught.items()})
+    if not ctx.resume:  # a resumed run has them from its first attempt (steps up to its checkpoint stay)
+        ctx.log_metrics(0, {k.replace("val/", "teacher/"): v for k, v in taught.items()})
     ctx.log(
         f"teacher: run {teacher.id}, {teacher.analysis.total_params:,} parameters, "
         + ", ".join(f"{k} {v:.4g}" for k, v in taught.items())

@@ -14,7 +14,6 @@ changes during the run, so a mid-run checkpoint is no starting point for the pru
 from __future__ import annotations
 
 from contextlib import nullcontext
-from pathlib import Path
 
 import torch
 
@@ -23,26 +22,27 @@ from engine.graph.build import example_input
 from engine.graph.shapes import analyze, validate
 from engine.graph.shrink import output_head
 from engine.lineage import ParentRun
-from engine.runner import RunContext
+from engine.seed import seed_everything
 from engine.tasks import footprint
 from engine.tasks.batches import BatchPlan
+from engine.tasks.context import TaskContext
 from engine.tasks.objectives import Objective, check_model_fits
 from engine.tasks.pruners import OPAQUE_OPS, BudgetPruner, PruneError, StructuredPruner, UnstructuredPruner
-from engine.tasks.train import fit, seed_everything
+from engine.tasks.train import fit
 
 TAYLOR_BATCHES = 8  # training batches whose loss gradient ranks channels for Taylor importance
 
 
-def run(ctx: RunContext) -> dict:
+def run(ctx: TaskContext) -> dict:
     spec, p = ctx.spec, ctx.spec["prune"]
-    seed_everything(spec["train"])
+    seed_everything(spec["train"]["seed"], spec["train"]["deterministic"])
     parent = ParentRun.of(spec)
     data = load_dataset(spec["data"], spec["task"]["objective"])
     check_model_fits(parent.analysis, data)
     objective = Objective(data.objective)
     if ctx.resume:
         start_over(ctx)
-    if ctx.is_main and ctx.store.get_run(parent.id)["spec"]["data"] != spec["data"]:
+    if ctx.is_main and ctx.get_run(parent.id)["spec"]["data"] != spec["data"]:
         ctx.log(
             "the data differs from the parent's: the 'before' figures are measured on this run's "
             "validation split, which the parent may have trained on",
@@ -59,7 +59,7 @@ def run(ctx: RunContext) -> dict:
     phase_spec = {**spec, "train": {**spec["train"], "epochs": max(epochs, 1)}}
     total = p["steps"] * phase_steps(phase_spec, data) if epochs else 0
     ctx.events.emit("run_started", name=spec["name"], kind="prune", total_steps=total, resumed_from=0)
-    offset, result = 0, {}
+    offset, elapsed, result = 0, 0.0, {}
     for k in range(1, p["steps"] + 1):
         graph = pruner.step()
         analysis = validate(graph)
@@ -80,9 +80,9 @@ def run(ctx: RunContext) -> dict:
             | ({"prune/sparsity": shape["sparsity"]} if "sparsity" in shape else {}),
         )
         if epochs:
-            phase = PhaseContext(ctx, phase_spec, offset, total, last=k == p["steps"])
+            phase = PhaseContext(ctx, phase_spec, offset, total, elapsed, last=k == p["steps"])
             result = fit(phase, model, data, analysis, graph=graph.to_dict())
-            offset += result["steps"]
+            offset, elapsed = offset + result["steps"], elapsed + result["elapsed_s"]
         if ctx.stop_requested:
             break
     if not epochs:
@@ -101,17 +101,14 @@ def run(ctx: RunContext) -> dict:
         compression |= footprint.compare(models, data, objective)
         ctx.update_summary(compression=compression, total_steps=offset)
         _log_tradeoff(ctx, compression)
-    return {**result, "steps": offset}
+    return {**result, "steps": offset, **({"elapsed_s": round(elapsed, 3)} if epochs else {})}
 
 
-def start_over(ctx) -> None:
+def start_over(ctx: TaskContext) -> None:
     """A resumed prune run begins again from its parent: its metrics and checkpoints so far
     go, so none of the earlier attempt's can be mistaken for this one's."""
     ctx.truncate_metrics(after_step=-1)
-    if ctx.is_main:
-        for old in ctx.store.checkpoints(ctx.run_id):
-            Path(old["path"]).unlink(missing_ok=True)
-            ctx.store.remove_checkpoint(old["id"])
+    ctx.discard_checkpoints()
     ctx.log("a prune run starts over from its parent when resumed")
 
 
@@ -188,16 +185,20 @@ def _log_tradeoff(ctx, c: dict) -> None:
 
 
 class PhaseContext:
-    """The run as one fine-tuning phase sees it. `fit` counts steps from 0 and announces the
-    run's length; a prune run fine-tunes once per pruning step, so this gives the phase its
-    own `train.epochs`, shifts its steps past the phases before it (the curves continue
-    instead of starting over), tags all but the last phase's final checkpoint `phase`, and
-    leaves announcing the run's length to the prune task. Everything else is the run's."""
+    """The run as one fine-tuning phase sees it (a `TaskContext`). `fit` counts steps and time
+    from 0 and announces the run's length; a prune run fine-tunes once per pruning step, so this
+    gives the phase its own `train.epochs`, shifts its steps and elapsed time past the phases
+    before it (the curves and the clock continue instead of starting over), tags all but the
+    last phase's final checkpoint `phase`, and leaves announcing the run's length to the prune
+    task. Everything else is the run's."""
 
     resume = False
 
-    def __init__(self, ctx: RunContext, spec: dict, offset: int, total_steps: int, last: bool):
+    def __init__(
+        self, ctx: TaskContext, spec: dict, offset: int, total_steps: int, elapsed_s: float, last: bool
+    ):
         self._ctx, self.spec, self.offset, self.total_steps, self.last = ctx, spec, offset, total_steps, last
+        self.elapsed_s = elapsed_s
         self.events = _Unannounced(ctx.events)
 
     def __getattr__(self, name: str):
@@ -206,12 +207,21 @@ class PhaseContext:
     def log_metrics(self, step: int, values: dict[str, float]) -> None:
         self._ctx.log_metrics(self.offset + step, values)
 
-    def progress(self, step: int, total_steps: int, epoch: float, started: float, start_step: int) -> None:
-        self._ctx.progress(self.offset + step, self.total_steps, epoch, started, self.offset + start_step)
+    def progress(
+        self, step: int, total_steps: int, epoch: float, elapsed_s: float, steps_per_s: float | None
+    ) -> None:
+        self._ctx.progress(
+            self.offset + step, self.total_steps, epoch, self.elapsed_s + elapsed_s, steps_per_s
+        )
 
     def save_checkpoint(self, state: dict, step: int, tag: str = "periodic", keep: int | None = None):
         tag = "phase" if tag == "final" and not self.last else tag
-        return self._ctx.save_checkpoint({**state, "step": self.offset + step}, self.offset + step, tag, keep)
+        state = {
+            **state,
+            "step": self.offset + step,
+            "elapsed_s": self.elapsed_s + state.get("elapsed_s", 0.0),
+        }
+        return self._ctx.save_checkpoint(state, self.offset + step, tag, keep)
 
     def last_checkpoint(self) -> None:
         return None

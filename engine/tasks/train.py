@@ -18,32 +18,27 @@ from engine.graph.build import GraphModule
 from engine.graph.model import Graph
 from engine.graph.shapes import Analysis, validate
 from engine.optim import make_optimizer, make_scheduler
-from engine.runner import RunContext
+from engine.seed import capture_rng, restore_rng, seed_everything
 from engine.strategies import make_strategy
 from engine.tasks.batches import BatchPlan
+from engine.tasks.context import TaskContext
 from engine.tasks.objectives import Objective, check_model_fits
 
 # (model output, inputs, targets) -> (loss to backpropagate, extra values to log)
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict]]
 
 
-def run(ctx: RunContext) -> dict:
+def run(ctx: TaskContext) -> dict:
     spec = ctx.spec
-    seed_everything(spec["train"])
+    seed_everything(spec["train"]["seed"], spec["train"]["deterministic"])
     data = load_dataset(spec["data"], spec["task"]["objective"])
     analysis = validate(Graph.from_dict(spec["model"]))
     check_model_fits(analysis, data)
     return fit(ctx, GraphModule(analysis), data, analysis)
 
 
-def seed_everything(train: dict) -> None:
-    torch.manual_seed(train["seed"])
-    if train["deterministic"]:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-
-
 def fit(
-    ctx: RunContext,
+    ctx: TaskContext,
     model: torch.nn.Module,
     data: Dataset,
     analysis: Analysis,
@@ -89,21 +84,22 @@ def fit(
     scheduler = make_scheduler(optimizer, spec["schedule"], total_steps)
     aux = AuxTrainer(aux.to(device), spec, total_steps) if aux is not None else None
 
-    # --- resume: same weights, optimizer moments, schedule position, RNG and step count;
-    # rank 0 reads the checkpoint and every other rank receives it
-    step = 0
+    # --- resume: same weights, optimizer moments, schedule position, RNG, step count and
+    # time spent so far; rank 0 reads the checkpoint and every other rank receives it
+    step, elapsed_before = 0, 0.0
     state = strategy.broadcast(ctx.last_checkpoint() if ctx.resume else None)
     if state is not None:
         strategy.load_model_state(model, state["model"])
         strategy.load_optimizer_state(model, optimizer, state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         strategy.precision.load_state_dict(state.get("scaler", {}))
-        torch.set_rng_state(state["rng"])
+        restore_rng(state["rng"])
         if aux is not None:
             aux.load_state_dict(state["aux"])
-        step = state["step"]
-        ctx.truncate_metrics(after_step=step)  # the steps after it are replayed
+        step, elapsed_before = state["step"], state.get("elapsed_s", 0.0)
         ctx.log(f"resumed from the checkpoint at step {step}")
+    if ctx.resume:  # the steps after the checkpoint (all of them, without one) are replayed
+        ctx.truncate_metrics(after_step=step)
 
     def snapshot() -> dict:
         return {
@@ -111,9 +107,10 @@ def fit(
             "optimizer": strategy.optimizer_state(model, optimizer),
             "scheduler": scheduler.state_dict(),
             "scaler": strategy.precision.state_dict(),
-            "rng": torch.get_rng_state(),
+            "rng": capture_rng(),
             "step": step,
             "epoch": step / plan.steps_per_epoch,
+            "elapsed_s": elapsed(),
             "graph": graph,
             **({"aux": aux.state_dict()} if aux is not None else {}),
         }
@@ -148,6 +145,14 @@ def fit(
     sync_every = 8 if device.type == "cpu" else 16
     pending: list[tuple[int, torch.Tensor, float, dict]] = []
     started, start_step = time.time(), step
+
+    def elapsed() -> float:  # the run's whole active life, over every attempt
+        return elapsed_before + time.time() - started
+
+    def pace() -> float | None:  # this attempt's steps per second: the ETA follows from it
+        spent = time.time() - started
+        return (step - start_step) / spent if spent > 0 and step > start_step else None
+
     window_t, window_step = time.perf_counter(), step
     last_eval: dict[str, float] = {}
     stopping = False  # agreed by all ranks, so that they leave the loop at the same step
@@ -187,7 +192,8 @@ def fit(
             _flush_losses(ctx, pending, step / plan.steps_per_epoch, grad_norm)
             pending.clear()
             stopping = strategy.any_rank(ctx.stop_requested)
-            ctx.progress(step, total_steps, step / plan.steps_per_epoch, started, start_step)
+            ctx.progress(step, total_steps, step / plan.steps_per_epoch, elapsed(), pace())
+            ctx.share_cpu()  # runs started or ended on this host since: take up the new share
             now = time.perf_counter()
             if now - window_t >= 1.0 or step == total_steps:
                 rate = (step - window_step) * plan.global_batch / (now - window_t)
@@ -202,17 +208,20 @@ def fit(
             )
             ctx.log_metrics(step, last_eval)
         if step % ckpt_every == 0 and step != total_steps:
+            # The losses still held for reading back go first: a checkpoint is never ahead of
+            # the stored curve (a resume continues from it and would never log those steps).
+            _flush_losses(ctx, pending, step / plan.steps_per_epoch, None)
+            pending.clear()
             ctx.save_checkpoint(snapshot(), step, "periodic", keep=spec["checkpoint"]["keep"])
 
     # --- the end: flush, final evaluation, final checkpoint (also when stopped early)
     if stopping:
-        ctx.stop_event.set()  # a stop asked on another rank stops this one too
-    if pending:
-        _flush_losses(ctx, pending, step / plan.steps_per_epoch, None)
+        ctx.request_stop()  # a stop asked on another rank stops this one too
+    _flush_losses(ctx, pending, step / plan.steps_per_epoch, None)
     last_eval = objective.evaluate(model, x_val, y_val, train["eval_batch_size"], strategy.precision.autocast)
     ctx.log_metrics(step, last_eval)
     ctx.save_checkpoint(snapshot(), step, "final" if step == total_steps else "stop")
-    ctx.progress(step, total_steps, step / plan.steps_per_epoch, started, start_step)
+    ctx.progress(step, total_steps, step / plan.steps_per_epoch, elapsed(), pace())
     strategy.teardown()
     ctx.log(
         f"{'stopped' if ctx.stop_requested else 'finished'} at step {step}: "
@@ -221,6 +230,7 @@ def fit(
     return {
         "steps": step,
         "epochs": round(step / plan.steps_per_epoch, 3),
+        "elapsed_s": round(elapsed(), 3),
         **last_eval,
     }
 
@@ -261,7 +271,9 @@ class AuxTrainer:
         self.scheduler.load_state_dict(state["scheduler"])
 
 
-def _flush_losses(ctx: RunContext, pending, epoch: float, grad_norm) -> None:
+def _flush_losses(ctx: TaskContext, pending, epoch: float, grad_norm) -> None:
+    if not pending:
+        return
     losses = torch.stack([p[1] for p in pending]).float().tolist()
     for (step, _, lr, parts), loss in zip(pending, losses, strict=True):
         if not math.isfinite(loss):

@@ -80,6 +80,19 @@ def test_auto_explains_its_choice_in_the_run_log(runs):
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_launched_processes_share_the_cores(runs, strategy):
+    from engine.runner import cpu_cores
+
+    db, by = runs
+    log = (RunStore(db).artifacts_dir(by[strategy]["id"]) / "run.log").read_text()
+    n, cores = max(1, cpu_cores() // 2), cpu_cores()
+    assert (
+        f"using {n} CPU thread{'s' if n != 1 else ''} ({cores} cores shared by 1 run live on this host "
+        "and this run's 2 processes here)"
+    ) in log
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
 def test_a_distributed_checkpoint_loads_into_a_single_device_model(runs, strategy):
     db, by = runs
     row = RunStore(db).last_checkpoint(by[strategy]["id"])
@@ -212,7 +225,8 @@ def test_a_killed_worker_fails_the_run_naming_its_rank_and_leaves_no_process(db_
         while time.time() < deadline:
             time.sleep(0.3)
             runs = RunStore(db_path).list_runs() if db_path.exists() else []
-            if runs and runs[0]["status"] == "running":
+            # The launcher claims the run at once; training means its workers are up.
+            if runs and runs[0]["status"] == "running" and RunStore(db_path).series_summaries(runs[0]["id"]):
                 break
         else:
             pytest.fail("the run never started")

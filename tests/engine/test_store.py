@@ -1,5 +1,5 @@
 """The run store on a real SQLite file: metrics layout, migrations, concurrent writers,
-crash detection and atomic checkpoints."""
+crash detection, one writer per run, reads that never write, and atomic checkpoints."""
 
 import multiprocessing as mp
 import os
@@ -15,7 +15,8 @@ import torch
 
 from engine import checkpoint
 from engine.errors import StoreError
-from engine.store import MIGRATIONS, STALE_S, MetricBatcher, RunStore
+from engine.runner import MetricBatcher
+from engine.store import MIGRATIONS, STALE_S, ClaimLost, RunStore
 
 
 def test_schema_version_and_reopen(db_path):
@@ -38,7 +39,7 @@ def test_newer_database_is_refused(db_path):
 def test_not_a_database(tmp_path):
     bad = tmp_path / "junk.db"
     bad.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StoreError, match="junk.db: not a usable Trainbench database"):
+    with pytest.raises(StoreError, match="junk.db: not an SQLite database"):
         RunStore(bad)
 
 
@@ -132,16 +133,108 @@ def test_dead_process_is_marked_crashed(store):
     assert store.get_run(rid)["status"] == "running"
     child.send_signal(signal.SIGKILL)
     child.wait()
+    assert store.get_run(rid)["status"] == "running"  # reading changes nothing ...
+    assert store.reap() == [rid]  # ... reaping, asked for, does
     run = store.get_run(rid)
     assert run["status"] == "crashed" and f"pid {child.pid}" in run["error"]
 
 
-def test_stale_heartbeat_is_marked_crashed_even_with_a_live_pid(store):
+def test_a_live_pid_on_this_host_is_never_reaped_however_old_its_heartbeat(store):
     rid = store.create_run({"name": "r"})
     store.start_run(rid, pid=os.getpid())  # alive, but nobody beats the heart
     with store.write() as c:
-        c.execute("UPDATE runs SET heartbeat_at=? WHERE id=?", (time.time() - STALE_S - 5, rid))
-    assert store.get_run(rid)["status"] == "crashed"
+        c.execute("UPDATE runs SET heartbeat_at=? WHERE id=?", (time.time() - STALE_S - 3600, rid))
+    assert store.reap() == [] and store.get_run(rid)["status"] == "running"
+
+
+def test_a_stale_heartbeat_on_another_host_is_reaped_and_its_writer_refused(store):
+    rid = store.create_run({"name": "r"})
+    owner = store.start_run(rid, pid=os.getpid())
+    with store.write() as c:  # as if another machine had claimed it and gone quiet
+        c.execute(
+            "UPDATE runs SET host='elsewhere', heartbeat_at=? WHERE id=?", (time.time() - STALE_S - 5, rid)
+        )
+    assert store.reap() == [rid] and store.get_run(rid)["status"] == "crashed"
+    with pytest.raises(ClaimLost, match=f"run {rid} was taken over"):
+        store.add_metrics(rid, {"m": (np.arange(1), np.ones(1), np.zeros(1))}, owner=owner)
+    assert store.series_summaries(rid) == {}
+
+
+def test_a_reused_pid_is_not_mistaken_for_the_runs_process(store):
+    rid = store.create_run({"name": "r"})
+    store.start_run(rid, pid=os.getpid())
+    with store.write() as c:  # the pid is alive, but it is not the process that claimed the run
+        c.execute("UPDATE runs SET proc_start='another-boot/123' WHERE id=?", (rid,))
+    assert store.reap() == [rid]
+
+
+def test_one_writer_per_run(store, db_path):
+    rid = store.create_run({"name": "r"})
+    first = store.start_run(rid)
+    other = RunStore(db_path)
+    with pytest.raises(
+        StoreError, match=f"run {rid} is running \\(pid {os.getpid()} on this host\\); stop it"
+    ):
+        other.start_run(rid, resumable=True)
+    store.finish_run(rid, "stopped", owner=first)
+    second = other.start_run(rid, resumable=True)  # a resume takes the run over ...
+    for write in (
+        lambda: store.heartbeat(rid, first),  # ... and the first owner's writes are refused
+        lambda: store.add_metrics(rid, {"m": (np.arange(1), np.ones(1), np.zeros(1))}, owner=first),
+        lambda: store.add_checkpoint(rid, 1, "x.pt", owner=first),
+        lambda: store.update_summary(rid, first, steps=1),
+        lambda: store.truncate_metrics(rid, 0, first),
+        lambda: store.finish_run(rid, "completed", owner=first),
+    ):
+        with pytest.raises(ClaimLost):
+            write()
+    other.heartbeat(rid, second)
+    other.finish_run(rid, "completed", owner=second)
+    assert store.get_run(rid)["status"] == "completed"
+    with pytest.raises(StoreError, match="is completed; only stopped, crashed, failed runs can be resumed"):
+        other.start_run(rid, resumable=True)
+    other.close()
+
+
+def test_reads_never_write(store, db_path):
+    from engine import run_table
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    parent = store.create_run({"name": "parent"})
+    rid = store.create_run({"name": "dead"}, parent_id=parent)
+    store.start_run(rid, pid=child.pid)  # its process is gone
+    version = store.conn.execute("PRAGMA data_version").fetchone()[0]
+    reader = RunStore(db_path, readonly=True)
+    reader.get_run(rid), reader.list_runs(), reader.lineage(rid), run_table.run_rows(reader)
+    store.get_run(rid), store.list_runs(), store.lineage(rid), run_table.run_rows(store)
+    assert store.conn.execute("PRAGMA data_version").fetchone()[0] == version  # nobody committed
+    assert store.get_run(rid)["status"] == "running"
+    assert reader.reap() == [rid] and store.get_run(rid)["status"] == "crashed"  # only when asked
+    reader.close()
+
+
+def test_lineage_lists_ancestors_nearest_first_and_descendants_depth_first(store):
+    root = store.create_run({"name": "root"})
+    a = store.create_run({"name": "a"}, parent_id=root)
+    b = store.create_run({"name": "b"}, parent_id=root)
+    a1 = store.create_run({"name": "a1"}, parent_id=a)
+    a1x = store.create_run({"name": "a1x"}, parent_id=a1)
+    b1 = store.create_run({"name": "b1"}, parent_id=b)
+    up, down = store.lineage(a1x)
+    assert [r["id"] for r in up] == [a1, a, root] and down == []
+    up, down = store.lineage(root)
+    assert up == [] and [r["id"] for r in down] == [a, a1, a1x, b, b1]
+    assert down[0]["spec"] == {"name": "a"}  # rows come back parsed like get_run's
+
+
+def test_a_parent_cycle_does_not_hang_lineage(store):
+    a, b = store.create_run({"name": "a"}), store.create_run({"name": "b"})
+    with store.write() as c:
+        c.execute("UPDATE runs SET parent_id=? WHERE id=?", (b, a))
+        c.execute("UPDATE runs SET parent_id=? WHERE id=?", (a, b))
+    up, down = store.lineage(a)
+    assert [r["id"] for r in up] == [b, a] and [r["id"] for r in down] == [b, a]
 
 
 def test_delete_run_removes_rows_and_files_only_of_that_run(store):
@@ -155,6 +248,14 @@ def test_delete_run_removes_rows_and_files_only_of_that_run(store):
     assert [r["id"] for r in store.list_runs()] == [keep]
     assert not (store.artifacts_root / f"run-{gone}").exists() and store.last_checkpoint(keep)
     assert store.conn.execute("SELECT COUNT(*) FROM metric_chunks").fetchone()[0] == 1
+
+
+def test_temporary_files_of_an_interrupted_save_are_removed(tmp_path):
+    checkpoint.save_atomic({"step": 1}, tmp_path / "step-00000001.pt")
+    leftover = tmp_path / "step-00000002.pt.k3j2h1.tmp"
+    leftover.write_bytes(b"half a checkpoint")
+    assert checkpoint.remove_partial(tmp_path) == [leftover]
+    assert [p.name for p in tmp_path.iterdir()] == ["step-00000001.pt"]
 
 
 def test_checkpoint_save_is_atomic(tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
-"""The training loop on real data: accuracy, divergence, accumulation, stop/kill/resume."""
+"""The training loop on real data: accuracy, divergence, accumulation, stop and resume (kills:
+test_resume_kills.py), the run's elapsed time across resumes."""
 
 import json
 import math
@@ -6,25 +7,23 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
+from engine import checkpoint
 from engine.events import parse_events
 from engine.runner import execute
 from engine.store import RunStore
 from tests.conftest import EXAMPLES, ROOT, example
 
 
-def test_digits_cnn_reaches_95_percent_within_a_minute(db_path):
-    t0 = time.perf_counter()
+def test_digits_cnn_reaches_95_percent(db_path):
     rid, status = execute(db_path, example("digits_cnn"))
-    elapsed = time.perf_counter() - t0
     run = RunStore(db_path).get_run(rid)
     assert status == "completed", run["error"]
     assert run["summary"]["val/accuracy"] >= 0.95
-    assert elapsed < 60
+    assert run["summary"]["elapsed_s"] > 0
     store = RunStore(db_path)
     series = store.series_summaries(rid)
     steps = run["summary"]["total_steps"]
@@ -132,51 +131,8 @@ def _follow_until(proc, predicate):
     raise AssertionError(f"stream ended first: {proc.stderr.read()[-2000:]}")
 
 
-def _reference_losses(tmp_path, db_path):
-    spec = json.loads(_spec_file(tmp_path).read_text())
-    from engine.spec import validate_spec
-
-    env = {"OMP_NUM_THREADS": "1"}
-    os.environ.update(env)
-    rid, status = execute(db_path, validate_spec(spec))
-    assert status == "completed"
-    return RunStore(db_path).series(rid, "train/loss")
-
-
-def test_kill_9_marks_crashed_keeps_metrics_and_resume_continues_the_same_curve(tmp_path, db_path):
-    proc = _start(_spec_file(tmp_path), db=db_path)
-    events = _follow_until(proc, lambda e: e["event"] == "checkpoint" and e["step"] >= 80)
-    run_id = events[0]["run_id"]
-    time.sleep(1.5)  # let a flush pass: points older than a second must survive the kill
-    seen_before = max(
-        (s for e in events if e["event"] == "metrics" for s in e["points"].get("train/loss", [[]])[0]),
-        default=0,
-    )
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-
-    store = RunStore(db_path)
-    t0 = time.time()
-    run = store.get_run(run_id)
-    assert run["status"] == "crashed" and time.time() - t0 < 10
-    assert store.series_summaries(run_id)["train/loss"]["last_step"] >= seen_before
-    last_ckpt = store.last_checkpoint(run_id)["step"]
-    assert last_ckpt >= 80
-
-    resumed = _start("--resume", run_id, db=db_path)
-    end = _follow_until(resumed, lambda e: e["event"] == "run_ended")
-    resumed.wait(60)
-    assert end[-1]["status"] == "completed", store.get_run(run_id)["error"]
-    assert [e for e in end if e["event"] == "run_started"][0]["resumed_from"] == last_ckpt
-
-    steps, losses, _ = store.series(run_id, "train/loss")
-    assert steps.tolist() == list(range(1, 401))  # no gap, no duplicate
-    ref_steps, ref_losses, _ = _reference_losses(tmp_path, tmp_path / "ref.db")
-    assert np.allclose(losses, ref_losses, rtol=1e-4, atol=1e-5)  # the same curve as an uninterrupted run
-
-
-def test_sigterm_stops_gracefully_with_a_checkpoint_then_resumes(tmp_path, db_path):
-    proc = _start(_spec_file(tmp_path, max_steps=2000), db=db_path)
+def test_sigterm_stops_gracefully_with_a_checkpoint_then_resumes_with_the_clock_running_on(tmp_path, db_path):
+    proc = _start(_spec_file(tmp_path, max_steps=400), db=db_path)
     events = _follow_until(proc, lambda e: e["event"] == "progress" and e["step"] >= 30)
     run_id = events[0]["run_id"]
     proc.send_signal(signal.SIGTERM)
@@ -188,6 +144,20 @@ def test_sigterm_stops_gracefully_with_a_checkpoint_then_resumes(tmp_path, db_pa
     stop = store.last_checkpoint(run_id)
     assert stop["tag"] == "stop" and stop["step"] == run["summary"]["steps"]
     assert store.series_summaries(run_id)["train/loss"]["last_step"] == stop["step"]
+    before = checkpoint.load(stop["path"])["elapsed_s"]
+    assert 0 < before <= run["summary"]["elapsed_s"]  # the summary is written after the final save
+
+    resumed = _start("--resume", run_id, db=db_path)
+    after = _follow_until(resumed, lambda e: e["event"] == "run_ended")
+    assert resumed.wait(60) == 0 and after[-1]["status"] == "completed"
+    assert next(e for e in after if e["event"] == "run_started")["resumed_from"] == stop["step"]
+    progress = [e for e in after if e["event"] == "progress"]
+    elapsed = [e["elapsed_s"] for e in progress]
+    assert elapsed[0] > before and elapsed == sorted(elapsed)  # the clock continues from the stop
+    assert progress[-1]["step"] == 400 and progress[-1]["eta_s"] == 0
+    assert all(e["eta_s"] is not None and e["eta_s"] >= 0 for e in progress[:-1])
+    assert store.get_run(run_id)["summary"]["elapsed_s"] >= elapsed[-1] - 0.01
+    assert store.series(run_id, "train/loss")[0].tolist() == list(range(1, 401))
 
 
 def test_event_stream_matches_the_store(tmp_path, db_path):
