@@ -46,7 +46,7 @@ def test_every_problem_is_reported_at_once():
     found = problems(g)
     nodes = {n for n, _ in found}
     assert "conv1" in nodes and "add" in nodes and "" in nodes  # bad param, dangling input, no single output
-    assert any("kernel_size: must be >= 1, got 0" in m for _, m in found)
+    assert any("kernel_size: must be >= 1 and <= 1024, got 0" in m for _, m in found)
     assert any("needs 2 connected inputs, has 1" in m for _, m in found)
 
 
