@@ -3,6 +3,11 @@ user's CSV files, image folders and text files.
 
 Loaders return numpy arrays (no torch), already split and standardised, so the engine and the
 GUI's data preview share them. Every failure is a `DataError` naming the file and the reason.
+
+`describe` answers what a model must fit (shapes, classes, sample counts, bytes) without
+loading: built-in sets are known, synthetic ones follow from their fields, and user files are
+checked by the same functions the loaders call (`engine.data.files`), so `trainbench
+validate` and a run refuse the same data with the same message.
 """
 
 from __future__ import annotations
@@ -12,6 +17,29 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.errors import DataError
+
+OBJECTIVES = ("classification", "regression", "language_model")
+VOCAB = 256  # byte-level text
+
+
+@dataclass
+class DataInfo:
+    """What a model must fit, and what the data set costs in memory once loaded."""
+
+    name: str
+    objective: str  # classification | regression | language_model
+    input_shape: tuple[int, ...]
+    input_dtype: str  # float | long
+    output_size: int  # classes, regression targets or vocabulary
+    train_samples: int
+    val_samples: int
+    nbytes: int  # x and y of both splits, as the loader holds them
+    classes: list[str] = field(default_factory=list)
+    description: str = ""
+
+    @property
+    def tokens_per_sample(self) -> int:
+        return self.input_shape[0] if self.objective == "language_model" else 0
 
 
 @dataclass
@@ -39,12 +67,27 @@ class Dataset:
         if self.objective == "classification":
             return len(self.classes)
         if self.objective == "language_model":
-            return 256
+            return VOCAB
         return self.y_train.shape[-1]
 
     @property
     def tokens_per_sample(self) -> int:
         return self.x_train.shape[1] if self.objective == "language_model" else 0
+
+    def info(self) -> DataInfo:
+        arrays = (self.x_train, self.y_train, self.x_val, self.y_val)
+        return DataInfo(
+            self.name,
+            self.objective,
+            self.input_shape,
+            self.input_dtype,
+            self.output_size,
+            len(self.x_train),
+            len(self.x_val),
+            sum(a.nbytes for a in arrays),
+            list(self.classes),
+            self.description,
+        )
 
     def summary(self) -> dict:
         return {
@@ -57,44 +100,89 @@ class Dataset:
         }
 
 
+def as_info(data: Dataset | DataInfo) -> DataInfo:
+    return data.info() if isinstance(data, Dataset) else data
+
+
 def load_dataset(data: dict, objective: str = "auto") -> Dataset:
     """Load the validated `data` section of a spec."""
     from engine.data import builtin, files
 
     source = data["source"]
-    loader = {
-        "digits": builtin.digits,
-        "wine": builtin.wine,
-        "breast_cancer": builtin.breast_cancer,
-        "synthetic_classification": builtin.synthetic_classification,
-        "synthetic_regression": builtin.synthetic_regression,
-        "csv": files.csv_table,
-        "images": files.image_folder,
-        "text": files.text_file,
-    }[source]
-    ds = loader(data, objective)
-    if objective != "auto" and ds.objective != objective:
-        raise DataError(
-            f"data source {source!r} gives a {ds.objective} task, but task.objective is {objective!r}"
-        )
+    if source == "csv":
+        ds = files.csv_table(data, objective)
+    else:
+        loader = {
+            "digits": builtin.digits,
+            "wine": builtin.wine,
+            "breast_cancer": builtin.breast_cancer,
+            "synthetic_classification": builtin.synthetic_classification,
+            "synthetic_regression": builtin.synthetic_regression,
+            "images": files.image_folder,
+            "text": files.text_file,
+        }[source]
+        ds = loader(data)
+    check_objective(source, ds.objective, objective)
     return ds
+
+
+def describe(data: dict, objective: str = "auto") -> DataInfo:
+    """What `load_dataset(data, objective)` would give, without loading it (see the module
+    docstring); raises the DataError the loader would raise."""
+    from engine.data import builtin, files
+
+    source = data["source"]
+    if source in builtin.SHAPES or source in builtin.SYNTHETIC:
+        info = builtin.describe(data)
+    elif source == "csv":
+        info = files.describe_csv(data, objective)
+    elif source == "images":
+        info = files.describe_images(data)
+    else:
+        info = files.describe_text(data)
+    check_objective(source, info.objective, objective)
+    return info
+
+
+def check_objective(source: str, found: str, asked: str) -> None:
+    if asked != "auto" and found != asked:
+        raise DataError(f"data source {source!r} gives a {found} task, but task.objective is {asked!r}")
+
+
+def split_sizes(n: int, val_fraction: float) -> tuple[int, int]:
+    """(train, validation) sample counts of `split`: at least one sample on each side."""
+    if n < 2:
+        raise DataError(f"need at least 2 samples to split into train and validation, got {n}")
+    n_val = min(max(1, round(n * val_fraction)), n - 1)
+    return n - n_val, n_val
 
 
 def split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded shuffled split; at least one sample on each side."""
-    if n < 2:
-        raise DataError(f"need at least 2 samples to split into train and validation, got {n}")
+    n_train, _ = split_sizes(n, val_fraction)
     order = np.random.default_rng(seed).permutation(n)
-    n_val = min(max(1, round(n * val_fraction)), n - 1)
-    return order[n_val:], order[:n_val]
+    return order[n - n_train :], order[: n - n_train]
 
 
 def standardize(x_train: np.ndarray, x_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Scale features by the training split's statistics (validation must not leak in)."""
-    mean = x_train.mean(axis=0)
-    std = x_train.std(axis=0)
+    """Scale features by the training split's statistics (validation must not leak in). The
+    statistics are taken in float64: float32 squares overflow above ~1e19."""
+    stats = x_train.astype(np.float64)
+    mean = stats.mean(axis=0)
+    std = stats.std(axis=0)
     std[std == 0] = 1.0
     return ((x_train - mean) / std).astype(np.float32), ((x_val - mean) / std).astype(np.float32)
+
+
+def check_classes(name: str, classes: list, where: str) -> None:
+    """A classification target needs two classes: with one, every prediction is right and the
+    run would report an accuracy of 1 having learnt nothing."""
+    if len(classes) < 2:
+        only = f" ({classes[0]!r} in every row)" if classes else ""
+        raise DataError(
+            f"{name}: {where} has a single class{only}: nothing to classify; for a numeric target, "
+            "set task.objective to 'regression'"
+        )
 
 
 def classification_set(name, x, y, classes, data, description="", scale=True) -> Dataset:
