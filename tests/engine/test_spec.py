@@ -44,7 +44,7 @@ def test_unknown_fields_are_errors_not_ignored():
 
 def test_wrong_types_and_choices():
     found = dict(errors(base(train={"batch_size": "big", "precision": "fp8", "deterministic": 1})))
-    assert found["train.batch_size"] == "must be a number >= 1, got 'big'"
+    assert found["train.batch_size"] == "must be a number >= 1 and <= 1,048,576, got 'big'"
     assert found["train.precision"] == "must be one of 'fp32', 'bf16', 'fp16', got 'fp8'"
     assert found["train.deterministic"] == "must be true or false, got 1"
 
