@@ -189,6 +189,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             None,
             "clip the global gradient norm to this value",
             min=0,
+            max=1e6,
             min_exclusive=True,
             optional=True,
             label="Gradient clip",

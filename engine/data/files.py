@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import csv
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,9 +242,11 @@ def open_image(f: Path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(f)
-    except Image.DecompressionBombError:
+    except Image.DecompressionBombError as err:  # over twice the limit: PIL refuses it itself
+        found = re.search(r"\((\d+) pixels\)", str(err))
+        size = f"{int(found.group(1)):,} pixels" if found else "more pixels"
         raise DataError(
-            f"{f}: more pixels than PIL's limit of {Image.MAX_IMAGE_PIXELS:,} (a decompression bomb?)"
+            f"{f}: {size} is more than PIL's limit of {Image.MAX_IMAGE_PIXELS:,} (a decompression bomb?)"
         ) from None
     except Exception as err:  # noqa: BLE001 - PIL's plugins raise many kinds on bad files
         raise DataError(f"{f}: cannot decode image ({_reason(err)})") from None
