@@ -490,6 +490,8 @@ def _reshape_shape(p, ins):
     x, target = ins[0], list(p["shape"])
     if target.count(-1) > 1:
         raise ShapeError("at most one dimension may be -1")
+    if 0 in target:
+        raise ShapeError(f"dimensions are positive (or one -1), got {p['shape']}")
     known = numel(tuple(d for d in target if d != -1))
     if -1 in target:
         if numel(x.shape) % known:

@@ -492,6 +492,48 @@ def _exhaustion_cases(c: Cases, specs: dict) -> None:
     c.add("cuda asked, none here", spec(mlp, hardware={"device": "cuda"}), expect="either")
 
 
+INPUTS = ([3, 8, 8], [3, 8], [8], [6, 16])  # images, channels × length, features, a sequence
+
+
+def _op_cases(c: Cases, base: dict) -> None:
+    """Every op on every kind of input, then each of its params at and past its limits: the
+    shape and count rules must answer with a problem, never raise (0 once divided by zero)."""
+    from engine.graph.model import Graph
+    from engine.graph.ops import OPS
+    from engine.graph.shapes import analyze
+
+    def graph(op: str, shape: list, params: dict) -> dict:
+        inputs = max(OPS[op].min_inputs, 1) if OPS[op].max_inputs != 0 else 0
+        nodes = [
+            {"id": "x", "op": "Input", "params": {"shape": shape}},
+            {"id": "n", "op": op, "params": params},
+        ]
+        edges = [{"from": "x", "to": "n", "port": p} for p in range(inputs)]
+        return {"nodes": nodes, "edges": edges, "output": "n"}
+
+    for name, op in OPS.items():
+        fits = [s for s in INPUTS if not analyze(Graph.from_dict(graph(name, s, {}))).problems]
+        for shape in INPUTS:
+            c.add(f"{name} on {shape}", {**base, "model": graph(name, shape, {})}, expect="either")
+        shape = fits[0] if fits else INPUTS[0]
+        for f in op.params:
+            if f.kind in ("int", "float"):
+                top = f.max if f.max is not None else 10**6
+                values = [0, -1, top, top + 1, 1e-300 if f.kind == "float" else 1]
+            elif f.kind in ("ints", "floats"):
+                values = [[0], [0, -1], [-1, -1], [1] * 7, [2**24], [-1]]
+            elif f.kind == "choice":
+                values = list(f.choices)
+            else:
+                continue
+            for v in values:
+                c.add(
+                    f"{name}.{f.name}={v}",
+                    {**base, "model": graph(name, shape, {f.name: v})},
+                    expect="either",
+                )
+
+
 def spec_cases(root: Path) -> Cases:
     c = Cases(root)
     specs = _base_specs()
@@ -503,6 +545,7 @@ def spec_cases(root: Path) -> Cases:
     for name in ("digits_cnn", "digits_resnet", "char_gpt", "wine_csv"):
         _graph_cases(c, name, specs[name])
     _exhaustion_cases(c, specs)
+    _op_cases(c, specs["digits_mlp"])
     return c
 
 
