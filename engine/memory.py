@@ -353,7 +353,9 @@ def device_plan(spec: dict) -> DevicePlan | None:
         raise SpecError.at(
             "hardware.device", "cuda was asked for but no CUDA GPU is visible (see `trainbench devices`)"
         )
-    if want == "mps" and platform.system() != "Darwin":
+    if want == "mps":
+        if platform.system() == "Darwin":
+            return None  # only torch knows whether this Mac's Metal backend is there
         raise SpecError.at("hardware.device", "mps was asked for but Apple's Metal backend is not available")
     selected = tuple(hw["gpus"]) if hw["gpus"] and want == "cuda" else None
     if want == "cuda":
@@ -395,9 +397,14 @@ def _cuda_gpus() -> list[int] | None:
         count = len(list(gpus.iterdir())) if gpus.is_dir() else 0
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
-        count = min(
-            count, len([v for v in visible.split(",") if v.strip() and not v.strip().startswith("-")])
-        )
+        shown = []
+        for item in (v.strip() for v in visible.split(",")):
+            if not item.lstrip("-").isdigit():
+                return None if item else []  # GPU UUIDs, MIG names: torch's to resolve
+            if item.startswith("-"):
+                break  # CUDA stops at the first invalid index
+            shown.append(item)
+        count = min(count, len(shown))
     return list(range(count))
 
 
