@@ -280,12 +280,26 @@ def test_the_reserved_names_cover_the_installed_torch():
 
 
 def test_ids_that_name_the_builders_own_bookkeeping_train_and_export(tmp_path):
-    """`output`, `inputs`, `steps`, `frees` once broke every run; `self` is a parameter name in
-    the exported code. They build, train a step, export and reload with equal outputs."""
+    """`output`, `inputs`, `steps`, `frees` once broke every run; `self`, `torch` or `Model` are
+    names the exported code uses itself. They build, train a step, export and reload with equal
+    outputs."""
     from engine.graph.build import build, example_input
     from engine.graph.export import export
 
-    ids = ["output", "inputs", "steps", "frees", "node", "self", "self_"]
+    ids = [
+        "output",
+        "inputs",
+        "steps",
+        "frees",
+        "node",
+        "self",
+        "self_",
+        "torch",
+        "nn",
+        "Model",
+        "Repeat",
+        "match",
+    ]
     g = chain(*[(i, "Linear", {"out_features": 4}) for i in ids], shape=(4,))
     body = Graph()
     body.add_node("Input", node_id="self")
