@@ -32,10 +32,10 @@ from PySide6.QtWidgets import (
 
 import engine
 from app import APP_NAME, icons, recovery, settings, theme
-from app.designer import display
 from app.designer.area import DesignerArea
 from app.designer.document import GraphDocument
 from app.designer.files import FileActions
+from engine import format as fmt
 from engine.graph import Analysis, Graph
 
 STATUS_MS = 6000
@@ -242,7 +242,7 @@ class MainWindow(QMainWindow):
         n = len(analysis.problems)
         out = str(analysis.output_type) if analysis.output_type else "?"
         text = (
-            f"✔ valid · {display.count(analysis.total_params)} params · {display.count(analysis.total_flops)} FLOPs · out {out}"
+            f"✔ valid · {fmt.count(analysis.total_params)} params · {fmt.count(analysis.total_flops)} FLOPs · out {out}"
             if n == 0
             else f"✖ {n} problem{'s' if n != 1 else ''}"
         )

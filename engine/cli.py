@@ -7,24 +7,26 @@ non-zero (2 for an invalid spec or graph); only bugs print tracebacks.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
-import time
 from pathlib import Path
 
 from engine import format as fmt
+from engine import run_table
 from engine.compare import compare_table, headline
 from engine.errors import GraphError, SpecError, TrainbenchError
 from engine.export import FORMATS as EXPORT_FORMATS
-from engine.spec import load_spec
+from engine.fields import Field
+from engine.spec import SECTIONS, load_spec
+from engine.store import STATUSES
+from engine.textable import Col, print_table
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
-        from app.main import main as gui_main
-
-        return gui_main([])
+        return cmd_gui(None)
     args = _parser().parse_args(argv)
     try:
         return args.func(args) or 0
@@ -55,12 +57,14 @@ FORCE_HELP = "accept a spec whose memory estimate does not fit the device's free
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="trainbench", description="Design, train, prune, distill and compare models."
+        prog="trainbench",
+        description="Design, train, prune, distill and compare models.",
+        formatter_class=_Paragraphs,
     )
     p.add_argument("--db", help="run database (default: $TRAINBENCH_DB or the user data folder)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    r = sub.add_parser("run", help="train (or prune/distill) from a spec file, or resume a run")
+    r = _command(sub, "run", cmd_run)
     r.add_argument("spec", nargs="?", help="spec JSON file")
     r.add_argument("--resume", type=int, metavar="RUN", help="continue RUN from its last checkpoint")
     r.add_argument(
@@ -76,11 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--force", action="store_true", help=FORCE_HELP)
-    r.set_defaults(func=cmd_run)
 
-    v = sub.add_parser(
-        "validate", help="check a spec as a run would: every error, or the model's shape table and memory"
-    )
+    v = _command(sub, "validate", cmd_validate)
     v.add_argument("spec")
     v.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="as for `run`")
     v.add_argument("--force", action="store_true", help=FORCE_HELP)
@@ -89,51 +90,58 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="load the data set and ask torch for the devices' free memory (exact, but takes seconds)",
     )
-    v.add_argument("--json", action="store_true")
-    v.set_defaults(func=cmd_validate)
+    v.add_argument("--json", action="store_true", help=JSON_HELP)
 
-    ls = sub.add_parser("runs", help="list runs")
-    ls.add_argument("--status")
-    ls.add_argument("--kind")
-    ls.add_argument("--limit", type=int)
-    ls.add_argument("--json", action="store_true")
-    ls.set_defaults(func=cmd_runs)
+    ls = _command(sub, "runs", cmd_runs)
+    ls.add_argument("--status", choices=STATUSES, help="only runs with this status")
+    kind = _spec_field("task.kind")
+    ls.add_argument("--kind", choices=kind.choices, help="only runs of this kind (the spec's task.kind)")
+    ls.add_argument("--limit", type=int, metavar="N", help="the newest N runs only")
+    ls.add_argument("--json", action="store_true", help=JSON_HELP)
 
-    s = sub.add_parser("show", help="one run: spec, summary, metrics, checkpoints, lineage")
-    s.add_argument("run", type=int)
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(func=cmd_show)
+    s = _command(sub, "show", cmd_show)
+    s.add_argument("run", type=int, help="the run's id (as `trainbench runs` lists it)")
+    s.add_argument("--json", action="store_true", help=JSON_HELP)
 
-    c = sub.add_parser("compare", help="hyperparameter differences and final metrics of runs")
-    c.add_argument("runs", type=int, nargs="+")
+    c = _command(sub, "compare", cmd_compare)
+    c.add_argument("runs", type=int, nargs="+", metavar="RUN", help="two or more run ids")
     c.add_argument("--all", action="store_true", help="show equal fields too")
-    c.add_argument("--json", action="store_true")
-    c.set_defaults(func=cmd_compare)
+    c.add_argument("--json", action="store_true", help=JSON_HELP)
 
-    e = sub.add_parser("export", help="export a run's model or metrics")
-    e.add_argument("run", type=int)
-    e.add_argument("--format", required=True, choices=EXPORT_FORMATS)
-    e.add_argument("--out", help="output file (default: in the current folder)")
-    e.set_defaults(func=cmd_export)
+    e = _command(sub, "export", cmd_export)
+    e.add_argument("run", type=int, help="the run's id")
+    e.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="what to write")
+    e.add_argument("--out", help="output file (default: run-N.<suffix> in the current folder)")
 
-    d = sub.add_parser("devices", help="CPU, GPUs and versions")
-    d.add_argument("--json", action="store_true")
-    d.set_defaults(func=cmd_devices)
+    d = _command(sub, "devices", cmd_devices)
+    d.add_argument("--json", action="store_true", help=JSON_HELP)
 
-    j = sub.add_parser("join", help="join a multi-machine run launched on another machine")
+    j = _command(sub, "join", cmd_join)
     j.add_argument("spec", help="the same spec file as the launching machine's")
-    j.add_argument("--rdzv-endpoint", help="HOST:PORT of the launching machine (default: the spec's)")
-    j.add_argument("--rdzv-id", help="the rendezvous id the launching machine printed (default: the spec's)")
-    j.add_argument("--nnodes", help="machines: N or MIN:MAX (default: the spec's)")
-    j.add_argument("--node-rank", type=int, default=1, help="this machine's place, 1 or more (default: 1)")
-    j.add_argument("--nproc-per-node", type=int, help="processes on this machine (default: the spec's)")
+    for option, path, note in (
+        ("--rdzv-endpoint", "hardware.rdzv_endpoint", ""),
+        ("--rdzv-id", "hardware.rdzv_id", "the one the launching machine printed; "),
+        ("--nnodes", "hardware.nnodes", ""),
+        ("--nproc-per-node", "hardware.nproc_per_node", ""),
+    ):
+        field = _spec_field(path)
+        j.add_argument(
+            option,
+            type=int if field.kind == "int" else None,
+            help=f"{field.help}; {note}without it, the spec's",
+        )
+    j.add_argument(
+        "--node-rank",
+        type=int,
+        default=1,
+        help=f"{_spec_field('hardware.node_rank').help}; a joining machine is 1, 2, … (default: 1)",
+    )
     j.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="as for `run`")
     j.add_argument(
         "--print", action="store_true", help="print the equivalent torchrun line instead of joining"
     )
-    j.set_defaults(func=cmd_join)
 
-    w = sub.add_parser("worker")  # started by the elastic launcher, not by people
+    w = _command(sub, "worker", cmd_worker, listed=False)  # started by the elastic launcher, not by people
     w.add_argument("--run", type=int)
     w.add_argument("--spec")
     w.add_argument("--node-rank", type=int, default=0)
@@ -141,15 +149,41 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--events")
     w.add_argument("--echo", action="store_true")
     w.add_argument("--progress", action="store_true")
-    w.set_defaults(func=cmd_worker)
 
-    o = sub.add_parser("ops", help="the op registry: every layer and its parameters")
-    o.add_argument("--json", action="store_true")
-    o.set_defaults(func=cmd_ops)
+    o = _command(sub, "ops", cmd_ops)
+    o.add_argument("--json", action="store_true", help=JSON_HELP)
 
-    g = sub.add_parser("gui", help="open the desktop app")
-    g.set_defaults(func=lambda a: __import__("app.main", fromlist=["main"]).main([]))
+    _command(sub, "gui", cmd_gui)
     return p
+
+
+JSON_HELP = "print JSON instead of a table, for scripts"
+
+
+def _command(sub, name: str, func, listed: bool = True) -> argparse.ArgumentParser:
+    """A subcommand described once, by `func`'s docstring: its first line is the help in
+    `trainbench --help`, the whole of it the description in `trainbench NAME --help`."""
+    doc = inspect.getdoc(func) or ""
+    summary = doc.split("\n\n", 1)[0].replace("\n", " ")
+    if not listed:
+        parser = sub.add_parser(name)
+    else:
+        parser = sub.add_parser(name, help=summary, description=doc, formatter_class=_Paragraphs)
+    parser.set_defaults(func=func)
+    return parser
+
+
+class _Paragraphs(argparse.HelpFormatter):
+    """Wraps a description paragraph by paragraph, so a docstring's summary line stays a line."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n\n".join(super(_Paragraphs, self)._fill_text(p, width, indent) for p in text.split("\n\n"))
+
+
+def _spec_field(path: str) -> Field:
+    """The spec's declaration of `section.name`, whose help an option that sets it repeats."""
+    section, name = path.split(".")
+    return next(f for f in SECTIONS[section] if f.name == name)
 
 
 def _store(args):
@@ -162,6 +196,11 @@ def _store(args):
 
 
 def cmd_run(args) -> int:
+    """train (or prune/distill) from a spec file, or resume a run
+
+    Trains in this process (or, for DDP/FSDP, in processes started by torch.distributed's
+    elastic launcher) with a progress bar, storing metrics and checkpoints in the run database.
+    Ctrl-C stops gracefully with a checkpoint; --resume RUN continues a stopped or crashed run."""
     from engine import lineage
     from engine.devices import resource_samplers
     from engine.events import EventStream
@@ -270,8 +309,15 @@ class _ProgressBar:
 
 
 def cmd_validate(args) -> int:
-    """The verdict a run would give (engine.preflight), with the model's table and the memory
-    estimate; warnings go to stderr and keep the exit code 0."""
+    """check a spec as a run would: every error, or the model's table, data and memory fit
+
+    Makes every check a run makes before its first step (engine.preflight), without torch: the
+    spec's fields, the model's shapes, the data (CSV cells, image headers, text encoding), the
+    model against the data, the global batch, and the memory-fit estimate, which is an error
+    unless --force. Prints each node's output shape, parameters and FLOPs and the estimate, or
+    every problem with its field or node (exit 2). Warnings (a warm-up or an evaluation cadence
+    longer than the run) go to stderr and keep exit 0. --measure loads the data set and asks
+    torch for the devices' free memory instead."""
     from engine.preflight import preflight
 
     spec = load_spec(args.spec, args.set)
@@ -299,7 +345,7 @@ def cmd_validate(args) -> int:
             )
         )
         return 0
-    _table(rows, ["node", "op", "output", "params", "flops"])
+    print_table(rows, ["node", "op", "output", "params", "flops"])
     print(
         f"\n{spec['name']}: valid; {analysis.total_params:,} parameters, {analysis.total_flops:,} FLOPs per sample (forward)"
     )
@@ -315,15 +361,8 @@ def cmd_validate(args) -> int:
 # ------------------------------------------------------------------ runs, show, compare
 
 
-def _fmt_time(t) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else ""
-
-
 def _duration(run) -> str:
-    if not run["started_at"]:
-        return ""
-    secs = (run["ended_at"] or time.time()) - run["started_at"]
-    return f"{secs:.0f}s" if secs < 120 else f"{secs / 60:.1f}m"
+    return fmt.duration(run_table.elapsed(run["started_at"], run["ended_at"]))
 
 
 def _headline(summary: dict) -> str:
@@ -332,6 +371,10 @@ def _headline(summary: dict) -> str:
 
 
 def cmd_runs(args) -> int:
+    """list runs, newest first
+
+    One line per run: its id, name, kind, status, parent, when it was created, how long it ran
+    and its headline result. --json prints every field, for scripts."""
     runs = _store(args).list_runs(args.status, args.kind, args.limit)
     if args.json:
         print(json.dumps([{k: v for k, v in r.items() if k != "spec"} for r in runs], indent=2))
@@ -342,18 +385,34 @@ def cmd_runs(args) -> int:
             "name": r["name"],
             "kind": r["kind"],
             "status": r["status"],
-            "parent": r["parent_id"] or "",
-            "created": _fmt_time(r["created_at"]),
+            "parent": f"#{r['parent_id']}" if r["parent_id"] else "",
+            "created": fmt.timestamp(r["created_at"]),
             "duration": _duration(r),
             "result": _headline(r["summary"]),
         }
         for r in runs
     ]
-    _table(rows, ["id", "name", "kind", "status", "parent", "created", "duration", "result"])
+    print_table(
+        rows,
+        [
+            Col("id", "#", right=True),
+            Col("name", wrap=True),
+            "kind",
+            "status",
+            "parent",
+            "created",
+            Col("duration", right=True),
+            "result",
+        ],
+    )
     return 0
 
 
 def cmd_show(args) -> int:
+    """one run: spec, summary, metrics, checkpoints, lineage
+
+    The run's status, duration and lineage, its results, every metric series it logged (points,
+    last, min and max value) and its checkpoints. --json prints the whole record."""
     store = _store(args)
     run = store.get_run(args.run)
     series = store.series_summaries(args.run)
@@ -374,7 +433,7 @@ def cmd_show(args) -> int:
         )
         return 0
     print(f"run {run['id']}  {run['name']}  ({run['kind']}, {run['status']})")
-    print(f"  created {_fmt_time(run['created_at'])}   duration {_duration(run)}")
+    print(f"  created {fmt.timestamp(run['created_at'])}   duration {_duration(run) or '-'}")
     if run["error"]:
         print(f"  error: {run['error'].strip()}")
     lineage = " → ".join(
@@ -386,32 +445,38 @@ def cmd_show(args) -> int:
     )
     for k, v in run["summary"].items():
         if not isinstance(v, dict):
-            print(f"  {k}: {v}")
+            print(f"  {k}: {fmt.field(k, v)}")
     print()
-    _table(
+    print_table(
         [
             {
                 "metric": k,
-                "points": s["count"],
-                "last": _num(s["last"]),
-                "min": _num(s["min"]),
-                "max": _num(s["max"]),
-                "last step": s["last_step"],
+                "points": f"{s['count']:,}",
+                "last": fmt.value(s["last"]),
+                "min": fmt.value(s["min"]),
+                "max": fmt.value(s["max"]),
+                "last step": f"{s['last_step']:,}",
             }
             for k, s in series.items()
         ],
-        ["metric", "points", "last", "min", "max", "last step"],
+        ["metric", *(Col(c, right=True) for c in ("points", "last", "min", "max", "last step"))],
     )
     if checkpoints:
         print()
-        _table(
-            [{"step": c["step"], "tag": c["tag"], "path": c["path"]} for c in checkpoints],
-            ["step", "tag", "path"],
+        print_table(
+            [{"step": f"{c['step']:,}", "tag": c["tag"], "path": c["path"]} for c in checkpoints],
+            [Col("step", right=True), "tag", "path"],
         )
     return 0
 
 
 def cmd_compare(args) -> int:
+    """hyperparameter differences and final metrics of runs
+
+    The spec fields that differ between the runs (all of them with --all), each metric's final
+    and best value with the best run marked *, their results, and for pruned or distilled runs
+    their size, speed and accuracy beside their parent's. The Experiments area's compare table
+    shows the same."""
     table = compare_table(_store(args), args.runs, args.all)
     if args.json:
         print(json.dumps(table, indent=2, default=str))
@@ -422,22 +487,30 @@ def cmd_compare(args) -> int:
         marks = table["winners"].get(section, {})
         out = []
         for k, vals in table[section].items():
-            cells = [_num(v) + ("*" if i in marks.get(k, ()) else "") for i, v in enumerate(vals)]
+            cells = [_cell(k, v) + ("*" if i in marks.get(k, ()) else "") for i, v in enumerate(vals)]
             out.append({"field": k, **dict(zip(cols[1:], cells, strict=True))})
         return out
 
     print("hyperparameters" + ("" if args.all else " (differing only)") + ":")
-    _table(rows("params"), cols)
+    print_table(rows("params"), cols)
     print("\nfinal metrics (* best):")
-    _table(rows("final_metrics"), cols)
+    print_table(rows("final_metrics"), cols)
     print("\nbest metrics (min or max over the run; * best):")
-    _table(rows("best_metrics"), cols)
+    print_table(rows("best_metrics"), cols)
     if table["summary"]:
         print("\nresults:")
-        _table(rows("summary"), cols)
+        print_table(rows("summary"), cols)
     if table["tradeoff"]:
         _print_tradeoff(table["tradeoff"])
     return 0
+
+
+def _cell(key: str, v) -> str:
+    """A compared value: numbers as the GUI shows them, anything else (lists, paths) as JSON
+    would write it."""
+    if isinstance(v, list | dict):
+        return json.dumps(v)
+    return fmt.field(key, v)
 
 
 def _print_tradeoff(t: dict) -> None:
@@ -457,7 +530,7 @@ def _print_tradeoff(t: dict) -> None:
         v, b = values[i], t["base"][i]
         if v is None:
             return ""
-        text = _bytes(v) if key == "bytes" else f"{v:,}" if isinstance(v, int) else _num(v)
+        text = fmt.size(v) if key == "bytes" else f"{v:,}" if isinstance(v, int) else fmt.value(v)
         if b is not None and values[b] and key not in ("val/loss", "val/accuracy"):
             text += f" ({v / values[b]:.2f}×)"
         elif b is not None and values[b] is not None and key == "val/accuracy":
@@ -465,23 +538,24 @@ def _print_tradeoff(t: dict) -> None:
         return text
 
     print("\nsize, speed and accuracy (a child's parent measured beside it; latency: median, CPU, 1 thread):")
-    _table(
+    print_table(
         [
             {"figure": labels[k], **{c: cell(k, vals, i) for i, c in enumerate(t["columns"])}}
             for k, vals in t["rows"].items()
         ],
-        ["figure", *t["columns"]],
+        ["figure", *(Col(c, right=True) for c in t["columns"])],
     )
-
-
-def _bytes(n: int) -> str:
-    return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB"
 
 
 # ------------------------------------------------------------------ export, devices, ops
 
 
 def cmd_export(args) -> int:
+    """export a run's model or metrics
+
+    pytorch: a standalone model .py with its trained weights (.pt); torchscript; onnx; csv:
+    every metric point (metric, step, value, wall time). A run without a checkpoint exports its
+    architecture with random weights, and says so."""
     from engine.export import export_run
 
     files, trained = export_run(_store(args), args.run, args.format, Path(args.out) if args.out else None)
@@ -496,6 +570,10 @@ def cmd_export(args) -> int:
 
 
 def cmd_devices(args) -> int:
+    """CPU, GPUs and versions
+
+    What a run could use on this machine: CPU cores and memory, CUDA GPUs with their free
+    memory (and utilisation with NVML), Apple's MPS, and the torch, Python and SQLite versions."""
     from engine.devices import report
 
     rep = report()
@@ -517,20 +595,16 @@ def cmd_devices(args) -> int:
     elif not rep["nvml"]:
         print("       (live GPU utilization needs NVML: pip install nvidia-ml-py)")
     print(f"mps    {'available' if rep['mps'] else 'not available'}")
-    print(
-        f"torch {rep['torch']}, python {rep['python']}, SQLite {rep['sqlite']}"
-        + (
-            ""
-            if rep["sqlite_wal_race_fixed"]
-            else " (before 3.51.3: has a rare WAL-reset race under concurrent writers; upgrade when you can)"
-        )
-    )
+    print(f"torch {rep['torch']}, python {rep['python']}, SQLite {rep['sqlite']}")
     return 0
 
 
 def cmd_join(args) -> int:
-    """Join a run launched on another machine: the same spec, this machine's node rank, and the
-    launching machine's rendezvous; or, with --print, the torchrun line doing the same."""
+    """join a multi-machine run launched on another machine
+
+    Run on each other machine with the same spec file and data: this machine's node rank and the
+    launching machine's rendezvous, as `trainbench run` printed them there; or, with --print,
+    the torchrun line doing the same."""
     from engine.processes import join_commands, join_sets
     from engine.strategies.launch import join_run
     from engine.strategies.world import plan_world
@@ -579,6 +653,10 @@ def cmd_worker(args) -> int:
 
 
 def cmd_ops(args) -> int:
+    """the op registry: every layer and its parameters
+
+    Each op's category, parameters with their defaults, and what it does, as the designer's
+    palette and inspector show them. --json adds every parameter's type, range and help."""
     from engine.fields import as_dict
     from engine.graph.ops import OPS
 
@@ -611,25 +689,15 @@ def cmd_ops(args) -> int:
         }
         for o in OPS.values()
     ]
-    _table(rows, ["op", "category", "params", "help"])
+    print_table(rows, ["op", "category", Col("params", wrap=True), Col("help", wrap=True)])
     return 0
 
 
-def _num(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return "" if v is None else str(v)
+def cmd_gui(args) -> int:
+    """open the desktop app (what `trainbench` with no command does)"""
+    from app.main import main as gui_main
 
-
-def _table(rows: list[dict], cols: list[str]) -> None:
-    if not rows:
-        print("(none)")
-        return
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
-    print("  ".join(c.ljust(widths[c]) for c in cols).rstrip())
-    print("  ".join("-" * widths[c] for c in cols))
-    for r in rows:
-        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols).rstrip())
+    return gui_main([])
 
 
 if __name__ == "__main__":

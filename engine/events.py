@@ -4,7 +4,7 @@ A run writes to the stream for speed (a GUI plots points as they come, without p
 database); the store remains the record. Events:
 
   run_started  {run_id, name, kind, total_steps, resumed_from}
-  metrics      {points: {key: [[step, value, wall], ...]}}
+  metrics      {points: {key: [steps, values, walls]}}  (three lists of equal length)
   progress     {step, total_steps, epoch, elapsed_s, eta_s}
   log          {level, message}
   checkpoint   {step, path, tag}

@@ -1,4 +1,4 @@
-"""How numbers read to people: counts, metric values, durations and times.
+"""How numbers read to people: counts, metric values, sizes, durations and times.
 
 One module, Qt-free, so the GUI's tables and plots and the CLI's `runs`/`show`/`compare` print
 the same value the same way.
@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import math
 import time
+
+#: words in a field's name that make its value a count (shown as 1.2k, 3.4M)
+COUNT_WORDS = ("params", "flops", "bytes", "size")
 
 
 def count(n: int | float | None) -> str:
@@ -22,18 +25,44 @@ def count(n: int | float | None) -> str:
 
 
 def value(v: float | int | None) -> str:
-    """A metric value in four significant digits: 0.019013814628124237 → '0.01901'; very small
-    or large magnitudes in scientific notation; thousands with a separator."""
+    """A metric value in four significant digits: 0.019013814628124237 → '0.01901', 3e-05 →
+    '3e-05' (Python's `g` turns to an exponent below 1e-4 and drops trailing zeros, so a
+    learning rate reads as typed); thousands with a separator (and a decimal unless whole), a
+    million and more with an exponent; '' when missing."""
     if v is None:
         return ""
     if isinstance(v, bool) or isinstance(v, int):
         return str(v)
     if not math.isfinite(v):
         return str(v)
-    a = abs(v)
-    if a != 0 and (a < 1e-3 or a >= 1e6):
-        return f"{v:.3e}"
-    return f"{v:.4g}" if a < 1000 else f"{v:,.1f}"
+    if 1000 <= abs(v) < 1e6:
+        return f"{v:,.0f}" if v.is_integer() else f"{v:,.1f}"
+    return f"{v:.4g}"
+
+
+def field(name: str, v) -> str:
+    """A named hyperparameter or result as it reads in a table cell: counts (`params`,
+    `flops`, `bytes`...) compact, other numbers by `value`, flags as yes/no, '' when missing."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int | float):
+        if any(w in name for w in COUNT_WORDS) and float(v).is_integer():
+            return count(v)
+        return value(v)
+    return str(v)
+
+
+def size(n: int | float | None) -> str:
+    """Bytes in binary units: '612.0 KiB', '1.52 MiB'; '' when unknown."""
+    if n is None:
+        return ""
+    if n >= 2**30:
+        return f"{n / 2**30:.2f} GiB"
+    if n >= 2**20:
+        return f"{n / 2**20:.2f} MiB"
+    return f"{n / 1024:.1f} KiB"
 
 
 def duration(seconds: float | None) -> str:
@@ -58,6 +87,6 @@ def clock(seconds: float | None) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
-def timestamp(t: float | None) -> str:
-    """A unix time as local 'YYYY-MM-DD HH:MM'; '' when unset."""
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else ""
+def timestamp(t: float | None, seconds: bool = False) -> str:
+    """A unix time as local 'YYYY-MM-DD HH:MM' (with ':SS' when `seconds`); '' when unset."""
+    return time.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M", time.localtime(t)) if t else ""

@@ -13,6 +13,7 @@ maximum, by `metric_goal`).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 
 from engine.compare import flatten, metric_goal
@@ -40,6 +41,13 @@ def run_rows(store) -> dict[str, list]:
     rows = store.conn.execute(f"SELECT {', '.join(BASE_COLUMNS)} FROM runs ORDER BY id DESC").fetchall()
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in BASE_COLUMNS]
     return {name: list(values) for name, values in zip(BASE_COLUMNS, columns, strict=True)}
+
+
+def elapsed(started_at: float | None, ended_at: float | None) -> float | None:
+    """Seconds a run ran, or has been running while `ended_at` is unset; None before it started."""
+    if started_at is None:
+        return None
+    return (ended_at if ended_at is not None else time.time()) - started_at
 
 
 def split_column(column: str) -> tuple[str, str]:

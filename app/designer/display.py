@@ -1,4 +1,4 @@
-"""How engine values are written on screen: compact counts and a node's key params.
+"""How a node's key params are written on its card (numbers in general: engine.format).
 
 Pure formatting, shared by the canvas, the inspector and the summary so they agree.
 """
@@ -23,17 +23,6 @@ _SHORT = {
     "mlp_ratio": "mlp×",
     "times": "×",
 }
-
-
-def count(n: int | None) -> str:
-    """1234 → '1.23k', 5_600_000 → '5.6M'."""
-    if n is None:
-        return "—"
-    for div, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= div:
-            v = n / div
-            return f"{v:.3g}{unit}" if v < 100 else f"{v:.0f}{unit}"
-    return str(n)
 
 
 def key_params(op: OpDef, params: dict, limit: int = 3) -> str:

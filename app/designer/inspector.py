@@ -1,256 +1,39 @@
 """The property inspector, generated from the selected op's `Field` declarations.
 
-Each field gets an editor by kind (spin box, line edit, check box, combo box, list, "Edit body…")
-that checks what is typed with `Field.check` and shows the engine's message under it. Only valid
-values are committed, each as one SetParam command; typing into one field merges into one undo
-step. Shape, count and graph-level problems come from the document's analysis.
+Each param gets an editor from the field kit (`app.fields`), chosen by its kind. This file is
+the kit's designer binder: what is typed is parsed and checked with `Field.check` at once, the
+engine's message shown under the editor; a valid value is committed when the edit is complete
+(Enter, the focus leaving, a click or a step) as one SetParam command, and edits between
+focusing a field and leaving it merge into one undo step. Shape, count and graph-level problems
+come from the document's analysis.
 """
 
 from __future__ import annotations
 
 import itertools
-import re
 
-from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QFormLayout,
     QFrame,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
-    QPushButton,
     QScrollArea,
     QSizePolicy,
-    QSpinBox,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from app import icons
-from app.designer import commands, display
+from app.designer import commands
 from app.designer.document import MISSING, GraphDocument
 from app.designer.palette import swatch
-from engine.fields import Field
+from app.fields import UNSET, FieldEditor, GraphEditor, Problem, field_tooltip, make_editor, parse
+from engine import format as fmt
 from engine.graph import OPS, Analysis
 
-_INT_LIMIT = 2**31 - 1
 _sessions = itertools.count(1)
-
-
-class FieldEditor(QWidget):
-    """One form row: the editing widget with the engine's message under it when the value is invalid."""
-
-    committed = Signal(str, object, object)  # field name, value, merge key
-
-    def __init__(self, field: Field, parent=None):
-        super().__init__(parent)
-        self.field = field
-        self.session = 0
-        self.widget = self._make_widget()
-        self.widget.setToolTip(
-            f"{field.help}" + (f" ({field.describe_range()})" if field.describe_range() else "")
-        )
-        self.widget.installEventFilter(self)
-        self.error = QLabel(objectName="fieldError", wordWrap=True)
-        self.error.hide()
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(2)
-        layout.addWidget(self.widget)
-        layout.addWidget(self.error)
-
-    # subclasses: build the widget, show a value, read what is typed
-    def _make_widget(self) -> QWidget:
-        raise NotImplementedError
-
-    def set_value(self, value) -> None:
-        raise NotImplementedError
-
-    def check(self, raw) -> tuple[object, str | None]:
-        """Validate a typed value with the engine; show (or clear) its message."""
-        value, err = self.field.check(raw)
-        if (err or "") != self.error.text():
-            self.error.setText(err or "")
-            self.error.setVisible(bool(err))
-            # Re-polishing restyles the widget (red border); only when validity flips, it is not free.
-            self.widget.setProperty("invalid", bool(err))
-            self.widget.style().unpolish(self.widget)
-            self.widget.style().polish(self.widget)
-        return value, err
-
-    def commit(self, raw) -> None:
-        value, err = self.check(raw)
-        if err is None:
-            if value is None and self.field.default is None:
-                value = MISSING
-            self.committed.emit(self.field.name, value, (id(self), self.session))
-
-    def eventFilter(self, obj, event) -> bool:
-        if event.type() == QEvent.Type.FocusIn:
-            self.session = next(_sessions)  # edits until focus leaves merge into one undo step
-        return super().eventFilter(obj, event)
-
-
-class _SpinBox(QSpinBox):
-    """Accepts any integer typed (so the engine can say what is wrong with it) but steps only
-    within the field's range."""
-
-    def __init__(self, lo: int, hi: int):
-        super().__init__()
-        self.lo, self.hi = lo, hi
-        self.setRange(-_INT_LIMIT, _INT_LIMIT)
-        self.setKeyboardTracking(False)
-        self.setAccelerated(True)
-
-    def stepBy(self, steps: int) -> None:
-        self.setValue(max(self.lo, min(self.hi, self.value() + steps)))
-
-    def stepEnabled(self):
-        flags = QSpinBox.StepEnabledFlag.StepNone
-        if self.value() > self.lo:
-            flags |= QSpinBox.StepEnabledFlag.StepDownEnabled
-        if self.value() < self.hi:
-            flags |= QSpinBox.StepEnabledFlag.StepUpEnabled
-        return flags
-
-
-class IntEditor(FieldEditor):
-    def _make_widget(self) -> QWidget:
-        f = self.field
-        lo = -_INT_LIMIT if f.min is None else int(f.min) + (1 if f.min_exclusive else 0)
-        hi = _INT_LIMIT if f.max is None else int(f.max)
-        box = _SpinBox(lo, hi)
-        box.lineEdit().textEdited.connect(lambda text: self.check(_number(text, int)))
-        box.valueChanged.connect(self.commit)
-        return box
-
-    def set_value(self, value) -> None:
-        self.widget.blockSignals(True)
-        self.widget.setValue(int(value))
-        self.widget.blockSignals(False)
-        self.check(value)
-
-
-class TextEditor(FieldEditor):
-    """Line edit for floats, optional numbers, strings and number lists: parse, check, commit
-    when editing finishes."""
-
-    def _make_widget(self) -> QWidget:
-        edit = QLineEdit()
-        if self.field.optional:
-            edit.setPlaceholderText("auto" if self.field.kind in ("int", "float") else "empty")
-        if self.field.kind in ("ints", "floats"):
-            edit.setPlaceholderText("e.g. 1, 28, 28")
-        edit.textEdited.connect(lambda text: self.check(self.parse(text)))
-        edit.editingFinished.connect(self._finished)
-        return edit
-
-    def _finished(self) -> None:
-        raw = self.parse(self.widget.text())
-        if self.widget.isModified():
-            self.widget.setModified(False)
-            self.commit(raw)
-
-    def parse(self, text: str):
-        text = text.strip()
-        kind = self.field.kind
-        if not text and (self.field.optional or kind != "str"):
-            return None
-        if kind == "str":
-            return text
-        if kind in ("int", "float"):
-            return _number(text, int if kind == "int" else float)
-        parts = [p for p in re.split(r"[\s,×x\[\]()]+", text) if p]
-        values = [_number(p, int if kind == "ints" else float) for p in parts]
-        # Anything that is not a number goes to the engine as typed, for its message.
-        return values if all(isinstance(v, int | float) for v in values) and values else text
-
-    def set_value(self, value) -> None:
-        if value is None:
-            text = ""
-        elif isinstance(value, list | tuple):
-            text = ", ".join(_fmt(v) for v in value)
-        else:
-            text = _fmt(value)
-        self.widget.setText(text)
-        self.widget.setModified(False)
-        self.check(value)
-
-
-class BoolEditor(FieldEditor):
-    def _make_widget(self) -> QWidget:
-        box = QCheckBox()
-        box.toggled.connect(self.commit)
-        return box
-
-    def set_value(self, value) -> None:
-        self.widget.blockSignals(True)
-        self.widget.setChecked(bool(value))
-        self.widget.blockSignals(False)
-
-
-class ChoiceEditor(FieldEditor):
-    def _make_widget(self) -> QWidget:
-        combo = QComboBox()
-        for choice in self.field.choices:
-            combo.addItem(str(choice), choice)
-        combo.activated.connect(lambda i: self.commit(combo.itemData(i)))
-        return combo
-
-    def set_value(self, value) -> None:
-        self.widget.blockSignals(True)
-        self.widget.setCurrentIndex(max(0, self.widget.findData(value)))
-        self.widget.blockSignals(False)
-
-
-class GraphFieldEditor(FieldEditor):
-    """A graph-valued field (a Repeat body): a button that opens its own designer."""
-
-    open_requested = Signal(str)
-
-    def _make_widget(self) -> QWidget:
-        box = QWidget()
-        row = QHBoxLayout(box)
-        row.setContentsMargins(0, 0, 0, 0)
-        self.summary = QLabel(objectName="subtle")
-        self.button = QPushButton(icons.icon("body"), "Edit body…")
-        self.button.clicked.connect(lambda: self.open_requested.emit(self.field.name))
-        row.addWidget(self.button)
-        row.addWidget(self.summary, 1)
-        return box
-
-    def set_value(self, value) -> None:
-        n = len(value.get("nodes", [])) if isinstance(value, dict) else 0
-        self.summary.setText(f"{n} node{'s' if n != 1 else ''}" if value else "empty")
-
-
-def make_editor(field: Field) -> FieldEditor:
-    if field.kind == "int" and not field.optional:
-        return IntEditor(field)
-    if field.kind == "bool":
-        return BoolEditor(field)
-    if field.kind == "choice":
-        return ChoiceEditor(field)
-    if field.kind == "graph":
-        return GraphFieldEditor(field)
-    return TextEditor(field)
-
-
-def _number(text: str, kind):
-    try:
-        return kind(text)
-    except ValueError:
-        try:
-            return float(text) if kind is int else text  # "2.5" for an int: let the engine say so
-        except ValueError:
-            return text
-
-
-def _fmt(v) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
 
 
 class _OpForm(QWidget):
@@ -295,8 +78,9 @@ class _OpForm(QWidget):
             form.setVerticalSpacing(6)
             for field in op.params:
                 editor = make_editor(field)
-                label = QLabel(field.name)
-                label.setToolTip(field.help)
+                label = QLabel(field.title)
+                label.setToolTip(f"{field.name}\n{field_tooltip(field)}")
+                label.setBuddy(editor.widget)
                 form.addRow(label, editor)
                 self.editors[field.name] = editor
             layout.addLayout(form)
@@ -318,10 +102,13 @@ class _OpForm(QWidget):
 
     def set_values(self, params: dict, force: bool = False) -> None:
         for name, editor in self.editors.items():
-            field = editor.field
-            if not force and editor.error.isVisible() and editor.widget.hasFocus():
+            if not force and editor.problems and editor.widget.hasFocus():
                 continue  # leave what the user is typing alone
-            editor.set_value(params.get(name, None if field.required else field.default))
+            field = editor.field
+            is_set = name in params
+            value = params[name] if is_set else (None if field.required else field.default)
+            editor.show_value(value, is_set)
+            editor.show_problems([m for m in [field.check(value)[1]] if m] if is_set else [])
 
     def set_output(self, explicit: str | None, effective: str | None) -> None:
         """Checked when this node is the output, whether marked or inferred (the only node that
@@ -341,7 +128,7 @@ class _OpForm(QWidget):
                 ("Input", ", ".join(str(t) for t in info.inputs) or "—"),
                 ("Output", str(info.out) if info.out else "?"),
                 ("Parameters", f"{info.n_params:,}"),
-                ("FLOPs", display.count(info.flops)),
+                ("FLOPs", fmt.count(info.flops)),
             ]
         _set_text(
             self.info,
@@ -373,6 +160,7 @@ class InspectorWidget(QScrollArea):
         self.doc = doc
         self.form: _OpForm | None = None
         self._forms: dict[str, _OpForm] = {}
+        self._sessions: dict[int, int] = {}  # editor → its current editing session (a merge key)
         self._pages = QStackedWidget(objectName="inspectorBody")
         self._empty = QWidget()
         empty = QVBoxLayout(self._empty)
@@ -433,12 +221,12 @@ class InspectorWidget(QScrollArea):
     def _build_form(self, op_name: str) -> _OpForm:
         form = _OpForm(OPS[op_name])
         for editor in form.editors.values():
-            # The node is read at commit time from the form, which may have been re-bound.
-            editor.committed.connect(
-                lambda name, value, key, f=form: self._commit(f.node_id, name, value, key)
-            )
-            if isinstance(editor, GraphFieldEditor):
-                editor.open_requested.connect(lambda _name, f=form: self.edit_body_requested.emit(f.node_id))
+            # The node is read when the edit arrives, from the form, which may have been re-bound.
+            editor.focused.connect(lambda e=editor: self._new_session(e))
+            editor.typed.connect(lambda raw, e=editor: self._checked(e, raw))
+            editor.finished.connect(lambda raw, e=editor, f=form: self._commit(f.node_id, e, raw))
+            if isinstance(editor, GraphEditor):
+                editor.open_requested.connect(lambda f=form: self.edit_body_requested.emit(f.node_id))
         form.output_box.toggled.connect(lambda checked, f=form: self._toggle_output(f.node_id, checked))
         self._pages.addWidget(form)
         return form
@@ -466,11 +254,35 @@ class InspectorWidget(QScrollArea):
 
     # ------------------------------------------------------------ edits
 
-    def _commit(self, node_id: str | None, name: str, value, merge_key) -> None:
+    def _new_session(self, editor: FieldEditor) -> None:
+        """The editor took the focus: its edits until it loses it merge into one undo step."""
+        self._sessions[id(editor)] = next(_sessions)
+
+    @staticmethod
+    def _checked(editor: FieldEditor, raw) -> tuple[object, bool]:
+        """(the param value `raw` gives, whether the engine accepts it), its message shown.
+        An empty editor means the op's default (MISSING: the param is left out)."""
+        field = editor.field
+        value = parse(field, raw)
+        if isinstance(value, Problem):
+            editor.show_problems([value.message])
+            return value.value, False
+        if value is UNSET or (value is None and field.default is None):
+            err = field.check(None)[1] if field.required else None
+            value = MISSING
+        else:
+            value, err = field.check(value)
+        editor.show_problems([err] if err else [])
+        return value, err is None
+
+    def _commit(self, node_id: str | None, editor: FieldEditor, raw) -> None:
+        value, ok = self._checked(editor, raw)
+        name = editor.field.name
         node = self.doc.graph.nodes.get(node_id)  # the form may outlive its node by an event
-        if node is None or node.params.get(name, MISSING) == value:
+        if not ok or node is None or node.params.get(name, MISSING) == value:
             return
-        self.doc.push(commands.SetParam(self.doc, node_id, name, value, merge_key))
+        key = (id(editor), self._sessions.get(id(editor), 0))
+        self.doc.push(commands.SetParam(self.doc, node_id, name, value, key))
 
     def _toggle_output(self, node_id: str | None, checked: bool) -> None:
         if node_id not in self.doc.graph.nodes:

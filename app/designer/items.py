@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
 from app import theme
 from app.designer import display
+from engine import format as fmt
 from engine.graph import Edge, OpDef
 
 NODE_W = 164.0
@@ -256,7 +257,7 @@ class NodeItem(QGraphicsItem):
 
         # line 2: output shape, parameter count
         y += LINE_H
-        count = f"{display.count(self.n_params)} params" if self.n_params else ""
+        count = f"{fmt.count(self.n_params)} params" if self.n_params else ""
         count_w = QFontMetricsF(small).horizontalAdvance(count) + (6 if count else 0)
         painter.drawText(
             QRectF(pad, y, NODE_W - 2 * pad, LINE_H),

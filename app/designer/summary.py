@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
 )
 
 from app import theme
-from app.designer import display
 from app.designer.document import GraphDocument
+from engine import format as fmt
 from engine.graph import Analysis
 
 _NODE_ROLE = Qt.ItemDataRole.UserRole
@@ -71,7 +71,7 @@ class NodeTable(QAbstractTableModel):
                 return info.op
             if col == 2:
                 return str(info.out) if info.out else "?"
-            return f"{info.n_params:,}" if col == 3 else display.count(info.flops)
+            return f"{info.n_params:,}" if col == 3 else fmt.count(info.flops)
         if role == Qt.ItemDataRole.TextAlignmentRole and col >= 3:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole and node in self.invalid:
@@ -144,8 +144,8 @@ class SummaryPanel(QWidget):
         rows = [
             ("Input", str(analysis.input_type) if analysis.input_type else "?"),
             ("Output", str(analysis.output_type) if analysis.output_type else "?"),
-            ("Parameters", f"{analysis.total_params:,}  ({display.count(analysis.total_params * 4)}B fp32)"),
-            ("FLOPs / sample", display.count(analysis.total_flops)),
+            ("Parameters", f"{analysis.total_params:,}  ({fmt.count(analysis.total_params * 4)}B fp32)"),
+            ("FLOPs / sample", fmt.count(analysis.total_flops)),
             ("Nodes", str(len(analysis.graph.nodes))),
         ]
         totals = (

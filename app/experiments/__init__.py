@@ -1,1 +1,1 @@
-"""The Experiments area: browse and compare finished runs (issue 8)."""
+"""The Experiments area: browse and compare finished runs."""

@@ -37,11 +37,13 @@ from PySide6.QtWidgets import (
 
 from app import settings, theme
 from app.experiments.browser import RunBrowser
+from app.experiments.catalog import RunCatalog
+from app.experiments.columns import DEFAULT_COLUMNS
 from app.experiments.compare import CompareView
 from app.experiments.details import RunDetails
 from app.experiments.parallel import ParallelCoordinates
 from app.experiments.scatter import TradeoffScatter
-from app.experiments.table_model import DEFAULT_COLUMNS, RunCatalog, RunTableModel
+from app.experiments.table_model import RunTableModel
 from engine import run_table
 from engine.errors import StoreError, TrainbenchError
 from engine.store import RunStore, default_db_path

@@ -27,15 +27,10 @@ from PySide6.QtWidgets import (
 )
 
 from app import icons
-from app.experiments.table_model import (
-    BASE_TITLES,
-    DEFAULT_COLUMNS,
-    RUN_ID_ROLE,
-    LineageModel,
-    RunFilter,
-    RunTableModel,
-    column_title,
-)
+from app.experiments.catalog import RunFilter
+from app.experiments.columns import DEFAULT_COLUMNS, RUN_COLUMNS, column_title
+from app.experiments.lineage_model import LineageModel
+from app.experiments.table_model import RUN_ID_ROLE, RunTableModel
 from engine import run_table
 from engine.store import STATUSES
 
@@ -234,7 +229,7 @@ class RunBrowser(QWidget):
             action.setChecked(column in shown)
             action.toggled.connect(lambda on, c=column: self.toggle_column(c, on))
 
-        for column in BASE_TITLES:
+        for column in RUN_COLUMNS:
             add(menu, column, "Star" if column == "starred" else "Id" if column == "id" else None)
         menu.addSeparator()
         hp = menu.addMenu("Hyperparameters")

@@ -5,7 +5,6 @@ the store, so the table and this panel never disagree."""
 from __future__ import annotations
 
 import html
-import time
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -25,11 +24,12 @@ from PySide6.QtWidgets import (
 )
 
 from app import theme
-from app.designer import display
 from app.experiments.colors import run_color
+from app.experiments.columns import STATUS_COLORS
 from app.experiments.legend import FlowLayout
-from app.experiments.table_model import STATUS_COLORS, RunTableModel, format_duration
+from app.experiments.table_model import RunTableModel
 from engine import format as fmt
+from engine import run_table
 from engine.compare import HEADLINE_METRICS
 from engine.errors import StoreError
 
@@ -178,10 +178,9 @@ class RunDetails(QScrollArea):
             f"<span style='color:{color}'>■</span> {star}<b>{html.escape(run['name'])}</b>"
             f" <span style='color:{t.subtext}'>#{run['id']}</span>"
         )
-        duration = ""
-        if run["started_at"]:
-            duration = " · " + format_duration((run["ended_at"] or time.time()) - run["started_at"])
-        created = time.strftime("%Y-%m-%d %H:%M", time.localtime(run["created_at"]))
+        elapsed = run_table.elapsed(run["started_at"], run["ended_at"])
+        duration = f" · {fmt.duration(elapsed)}" if elapsed is not None else ""
+        created = fmt.timestamp(run["created_at"])
         self.subtitle.setText(
             f"<span style='color:{status_color}; font-weight:600'>{run['status']}</span> · {run['kind']}"
             f" · created {created}{duration}"
@@ -219,9 +218,9 @@ class RunDetails(QScrollArea):
             if isinstance(s.get(key), int | float):
                 rows.append((key.removeprefix("val/"), fmt.value(s[key])))
         if s.get("params") is not None:
-            rows.append(("parameters", display.count(s["params"])))
+            rows.append(("parameters", fmt.count(s["params"])))
         if s.get("flops") is not None:
-            rows.append(("FLOPs / sample", display.count(s["flops"])))
+            rows.append(("FLOPs / sample", fmt.count(s["flops"])))
         compression = s.get("compression") if isinstance(s.get("compression"), dict) else {}
         before, after = compression.get("before") or {}, compression.get("after") or {}
         for key, label in (("params", "params"), ("bytes", "size"), ("latency_ms", "latency")):
@@ -230,7 +229,7 @@ class RunDetails(QScrollArea):
                 if key == "latency_ms":
                     rows.append((label, f"{b:.3g} → {a:.3g} ms ({b / a:.2g}× faster)"))
                 else:
-                    rows.append((label, f"{display.count(b)} → {display.count(a)} ({b / a:.2g}× smaller)"))
+                    rows.append((label, f"{fmt.count(b)} → {fmt.count(a)} ({b / a:.2g}× smaller)"))
         if s.get("steps") is not None:
             rows.append(
                 ("steps", f"{s['steps']:,}" + (f" ({s['epochs']:.3g} epochs)" if s.get("epochs") else ""))

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.experiments.table_model import RunCatalog, column_title
+from app.experiments.catalog import RunCatalog
+from app.experiments.columns import column_title
 from engine import run_table
 from engine.compare import NOT_HYPERPARAMETERS
 

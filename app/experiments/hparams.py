@@ -16,7 +16,8 @@ from PySide6.QtGui import QBrush, QColor, QFont
 
 from app import theme
 from app.experiments.colors import run_color, swatch
-from app.experiments.table_model import ROOT, format_value
+from app.experiments.table_model import ROOT
+from engine import format as fmt
 from engine.compare import metric_goal, winners
 
 DIFF_ROLE = Qt.ItemDataRole.UserRole + 10  # True on a hyperparameter that differs between runs
@@ -217,7 +218,7 @@ def _cell_text(key: str, value) -> str:
         return "—"
     if isinstance(value, list | dict):
         return json.dumps(value)
-    return format_value(key, value)
+    return fmt.field(key, value)
 
 
 def _csv(value):

@@ -26,10 +26,11 @@ from PySide6.QtWidgets import (
 
 from app import theme
 from app.experiments import fields
+from app.experiments.catalog import RunCatalog
 from app.experiments.colors import run_color
+from app.experiments.columns import column_title
 from app.experiments.deferred import DeferredRows
 from app.experiments.plot_export import export_button, save_plot
-from app.experiments.table_model import RunCatalog, column_title
 from engine.compare import metric_goal, pareto_front
 
 DOT = 9

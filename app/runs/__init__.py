@@ -1,1 +1,1 @@
-"""The Runs area: start, watch and stop training runs (issue 7)."""
+"""The Runs area: start, watch and stop training runs."""

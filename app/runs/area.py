@@ -53,6 +53,7 @@ class RunsArea(QWidget):
         self.db_path = Path(db_path)
         self.launcher = RunLauncher(self.db_path, self)
         self.model = RunSpecModel(self)
+        self.model.taken_names = self._recent_names
         self.form = RunForm(self.model, self.launcher.completed_runs)
         self.monitors: dict[int, RunMonitor] = {}  # id(LiveRun) → its monitor
         self._list_state: tuple = ()
@@ -93,8 +94,8 @@ class RunsArea(QWidget):
         sidebar = QWidget(objectName="runsSidebar")
         title = QLabel("Runs", objectName="sidebarTitle")
         self.new_button = QPushButton("New run", objectName="newRunButton")
-        self.new_button.setToolTip("Configure and start a run")
-        self.new_button.clicked.connect(self.show_form)
+        self.new_button.setToolTip("Configure a run from scratch, with the designer's model")
+        self.new_button.clicked.connect(self.new_run)
         head = QHBoxLayout()
         head.addWidget(title)
         head.addStretch(1)
@@ -147,6 +148,11 @@ class RunsArea(QWidget):
         """Where "the designer's model" comes from: a callable returning the graph as a dict."""
         self.model.model_provider = provider
         self.model.refresh_model()
+
+    def new_run(self) -> None:
+        """A fresh form: the default spec with the designer's model, named after it."""
+        self.form.start_new()
+        self.show_form()
 
     def open_spec(self, spec: dict) -> None:
         """Show a spec (a run to clone, say) in the run form."""
@@ -311,6 +317,15 @@ class RunsArea(QWidget):
             f"{n} queued" + (" — paused" if launcher.queue_paused else " — starts as runs end")
         )
         self.queue_toggle.setText("Resume queue" if launcher.queue_paused else "Pause queue")
+
+    def _recent_names(self) -> list[str]:
+        """Names a new run should not repeat: this session's runs and the store's recent ones."""
+        names = [r.name for r in self.launcher.runs]
+        try:
+            names += [row["name"] for row in self.launcher.recent_rows(HISTORY)]
+        except Exception:  # noqa: BLE001 - a busy or damaged store: the name may repeat, no more
+            pass
+        return names
 
     def _current_entry(self) -> Entry | None:
         index = self.list.currentIndex()

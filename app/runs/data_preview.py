@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.runs.background import LatestJob
+from engine import format as fmt
 
 ROWS = 8
 COLUMNS = 8
@@ -72,8 +73,11 @@ def load_preview(data: dict, objective: str) -> Preview:
         cols = min(COLUMNS, x.shape[1])
         out.header = [f"x{i}" for i in range(cols)] + (["…"] if x.shape[1] > cols else []) + ["target"]
         for xi, yi in zip(x[:ROWS], ds.y_train[:ROWS], strict=False):
-            target = ds.classes[int(yi)] if ds.classes else ", ".join(f"{v:.3g}" for v in np.ravel(yi))
-            out.rows.append([f"{v:.3g}" for v in xi[:cols]] + (["…"] if x.shape[1] > cols else []) + [target])
+            target = (
+                ds.classes[int(yi)] if ds.classes else ", ".join(fmt.value(float(v)) for v in np.ravel(yi))
+            )
+            cells = [fmt.value(float(v)) for v in xi[:cols]]
+            out.rows.append(cells + (["…"] if x.shape[1] > cols else []) + [target])
     return out
 
 
@@ -205,6 +209,12 @@ class DataPreview(QWidget):
                 item = QTableWidgetItem(value)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, c, item)
+        # every row shown without scrolling, also when the preview sits under the fields
+        self.table.resizeRowsToContents()
+        rows = sum(self.table.rowHeight(r) for r in range(self.table.rowCount()))
+        bar = self.table.horizontalScrollBar().sizeHint().height()
+        frame = 2 * self.table.frameWidth()
+        self.table.setMinimumHeight(self.table.horizontalHeader().sizeHint().height() + rows + bar + frame)
         self.stack.setCurrentWidget(self.table)
 
     def _show_images(self, preview: Preview) -> None:

@@ -1,21 +1,20 @@
 """The run setup form, generated from the engine's spec registry (`engine.spec.SECTIONS`).
 
-Every section and field the engine declares gets an editor, so a field added to the registry
-appears here with no change to this file. Layout follows a few conventions of the registry
-rather than lists of names:
+Every section and field the engine declares gets an editor from the field kit (`app.fields`),
+so a field added to the registry appears here with no change to this file: its label is
+`Field.title`, its editor follows its kind and traits (a path, a run), its tooltip is its help,
+range and `when`, and it is shown while `Field.applies` (or while it is set away from its
+default or has a problem, so nothing that matters is hidden). A section named after a task kind
+(`prune`, `distill`) is shown for that kind only.
 
-- A section named after a task kind (`prune`, `distill`) is shown for that kind only.
-- A field whose help starts with a choice of a sibling field — "csv: …", "fsdp: …",
-  "sgd momentum", "adam/adamw betas", "target params: …" — applies only while that choice is
-  selected, and is hidden otherwise (unless it is set or has a problem, so nothing is hidden
-  that matters).
-
-State lives in `RunSpecModel`; each problem the engine reports appears beside the field its
-dotted path names, and Start stays disabled until the engine accepts the spec.
+This file is the run form's binder: each edit goes to `RunSpecModel.edit` as (path, raw); each
+problem the engine reports appears beside the field its dotted path names, the first one in the
+header, and Start stays disabled until the engine accepts the spec.
 """
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, QThreadPool, Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QButtonGroup,
     QCheckBox,
     QFileDialog,
@@ -43,16 +43,18 @@ from PySide6.QtWidgets import (
 )
 
 from app import theme
+from app.fields import ChoiceEditor, FieldEditor, PathEditor, RunPicker, field_tooltip, make_editor
 from app.runs.background import LatestJob
 from app.runs.data_preview import DataPreview, resolve_data_paths
-from app.runs.field_editors import FieldEditor, PathEditor, RunPickerEditor, make_editor
 from app.runs.hardware import DeviceDetector, DeviceList, describe_fit, estimate_fit, join_command
 from app.runs.schedule_plot import SchedulePlot
 from app.runs.spec_model import RunSpecModel, field_at, field_path, inherits
+from engine import format as fmt
+from engine.compare import headline
 from engine.errors import TrainbenchError
 from engine.fields import Field, check_fields
 from engine.jsonfile import read_json
-from engine.spec import FILE_SOURCES, SECTIONS, TOP_LEVEL
+from engine.spec import INHERITED, SECTIONS, TOP_LEVEL
 
 SECTION_TITLES = {
     "data": "Data",
@@ -74,41 +76,12 @@ CARDS = (
     ("Training", ("train", "checkpoint"), None),
     ("Hardware", ("hardware",), "machines"),
 )
-LABELS = {
-    "lr": "Learning rate",
-    "grad_clip": "Gradient clip",
-    "grad_accum": "Accumulation",
-    "max_steps": "Max steps",
-    "val_fraction": "Validation share",
-    "split_seed": "Split seed",
-    "eval_every": "Evaluate every",
-    "eval_batch_size": "Eval batch size",
-    "every": "Save every",
-    "keep": "Keep",
-    "min_lr_ratio": "Min LR ratio",
-    "warmup_steps": "Warm-up steps",
-    "step_size": "Step size",
-    "nproc_per_node": "Processes/machine",
-    "nnodes": "Machines",
-    "node_rank": "Node rank",
-    "rdzv_endpoint": "Rendezvous",
-    "rdzv_id": "Rendezvous id",
-    "fsdp_sharding": "FSDP sharding",
-    "cpu_offload": "CPU offload",
-    "activation_checkpointing": "Act. checkpointing",
-    "finetune_epochs": "Fine-tune epochs",
-    "max_params": "Max params",
-    "max_flops": "Max FLOPs",
-    "feature_teacher": "Teacher feature",
-    "feature_student": "Student feature",
-    "feature_weight": "Feature weight",
-}
 DEVICE_FIELDS = ("device", "gpus")  # hardware fields drawn by the device checklist
 MACHINE_FIELDS = ("nnodes", "node_rank", "rdzv_endpoint", "rdzv_id")  # the "several machines" box
-PARENT_FIELDS = {("prune", "parent"), ("distill", "teacher")}
 SKIP_TOP = ("schema", "model")
 HINT = "Focus a field to see what it does. Every value is checked by the engine as you type."
 GRID_WIDTH = 500  # a column of fields; wider screens give the room to the previews
+SIDE_BY_SIDE = 900  # below this width of the page, a card's preview goes under its fields
 
 
 def task_sections() -> list[str]:
@@ -120,44 +93,63 @@ def task_sections() -> list[str]:
     return [k for k in kind.choices if k in SECTIONS and k != kind.default]
 
 
-def label_for(name: str) -> str:
-    return LABELS.get(name) or name.replace("_", " ").capitalize()
+def section_title(name: str) -> str:
+    return SECTION_TITLES.get(name) or name.replace("_", " ").capitalize()
 
 
-def _condition(fields: tuple[Field, ...], f: Field) -> tuple[str, set] | None:
-    """(sibling choice field, its values) under which `f` applies, read from the start of the
-    field's help; None when it always applies. See the module docstring."""
-    head, colon, _ = f.help.partition(":")
-    words = head.lower().split() if colon and len(head.split()) <= 3 else f.help.lower().split()[:1]
-    if not words or words[0] in f.choices:  # "auto: …" explains the field's own choice
-        return None
-    choices = {
-        o.name: [c for c in o.choices if isinstance(c, str)]
-        for o in fields
-        if o is not f and o.kind == "choice"
-    }
-    joined = "_".join(words)  # "synthetic classification" → synthetic_classification
-    first = set(words[0].split("/"))  # "adam/adamw betas"
-    for name, values in choices.items():
-        if joined in values:
-            return name, {joined}
-        if words[0] == name and len(words) > 1 and words[1] in values:  # "target params: …"
-            return name, {words[1]}
-        hits = {c for c in values if c in first or any(c.startswith(f"{t}_") for t in first)}
-        if hits:  # "sgd momentum", "fsdp on CUDA: …", "synthetic: …"
-            return name, hits
-    return None
+def run_label(row: dict) -> str:
+    """How a stored run is offered as a parent or teacher: id, name, kind and headline result."""
+    head = headline(row.get("summary") or {})
+    result = f" — {head[0].split('/', 1)[-1]} {fmt.value(head[1])}" if head else ""
+    return f"#{row['id']} {row['name']} ({row['kind']}){result}"
+
+
+class ElidedLabel(QLabel):
+    """One line of text that gives up width gracefully: elided (at `mode`) to the room it gets;
+    the owner puts the full text in the tooltip."""
+
+    clicked = Signal()
+
+    def __init__(self, mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight, **kwargs):
+        super().__init__(**kwargs)
+        self.mode = mode
+        self.full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+    def set_full_text(self, text: str) -> None:
+        self.full = text
+        self._elide()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(self.full, self.mode, max(self.width(), 0))
+        if shown != self.text():
+            self.setText(shown)
+
+    def sizeHint(self):
+        hint = super().sizeHint()
+        hint.setWidth(self.fontMetrics().horizontalAdvance(self.full) + 8)
+        return hint
+
+    def mousePressEvent(self, event) -> None:
+        super().mousePressEvent(event)
+        self.clicked.emit()
 
 
 class _Row:
+    """One field of the form: its label and editor, and where the engine's values live."""
+
     def __init__(self, section: str, f: Field, label: QLabel, editor: FieldEditor):
         self.section, self.field, self.label, self.editor = section, f, label, editor
         self.path = f"{section}.{f.name}" if section else f.name
-        self.condition = _condition(SECTIONS.get(section, TOP_LEVEL), f)
 
     def set_visible(self, on: bool) -> None:
-        self.label.setVisible(on)
-        self.editor.setVisible(on)
+        if self.label.isHidden() == on:
+            self.label.setVisible(on)
+            self.editor.setVisible(on)
 
 
 class Card(QFrame):
@@ -167,7 +159,7 @@ class Card(QFrame):
         self.title = QLabel(title, objectName="cardTitle")
         self.problems = QLabel(objectName="fieldError", wordWrap=True)
         self.problems.hide()
-        self.body = QHBoxLayout()
+        self.body = QBoxLayout(QBoxLayout.Direction.LeftToRight)
         self.body.setSpacing(28)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(18, 14, 18, 16)
@@ -194,6 +186,12 @@ class Card(QFrame):
         self.body.addWidget(host, 3)
         return grid
 
+    def set_side_by_side(self, on: bool) -> None:
+        """Fields and previews side by side, or (on a narrow page) one under the other."""
+        direction = QBoxLayout.Direction.LeftToRight if on else QBoxLayout.Direction.TopToBottom
+        if self.body.direction() != direction:
+            self.body.setDirection(direction)
+
     def show_problems(self, messages: list[str]) -> None:
         self.problems.setText("\n".join(messages))
         self.problems.setVisible(bool(messages))
@@ -219,7 +217,7 @@ class RunForm(QWidget):
         self.pool.setMaxThreadCount(1)
         self.rows: dict[str, _Row] = {}
         self.cards: dict[str, Card] = {}  # by section
-        self.pickers: list[RunPickerEditor] = []
+        self.paths: list[PathEditor] = []
         self.detector = DeviceDetector.shared()
         self._memory_job = LatestJob(self.pool, self)
         self._memory_job.finished.connect(self._show_fit)
@@ -250,11 +248,12 @@ class RunForm(QWidget):
     def _build_header(self) -> None:
         self.header = QFrame(objectName="formHeader")
         title = QLabel("New run", objectName="pageTitle")
+        # "✖ 3 problems" always whole; the first problem beside it, elided to the room left,
+        # every problem in the tooltip; a click shows the field the first one is about
         self.status = QLabel(objectName="formStatus")
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.status.setSizePolicy(
-            QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred
-        )  # long: clipped, full in its tooltip
+        self.status_detail = ElidedLabel(objectName="formStatusDetail")
+        self.status_detail.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.status_detail.clicked.connect(self._reveal_first_problem)
         self.load_button = QPushButton("Load spec…", objectName="loadSpec")
         self.save_button = QPushButton("Save spec…", objectName="saveSpec")
         self.queue_button = QPushButton("Add to queue", objectName="queueButton")
@@ -268,16 +267,22 @@ class RunForm(QWidget):
         self.queue_button.clicked.connect(lambda: self._submit(self.queue_requested))
         top = QHBoxLayout()
         top.addWidget(title)
-        top.addSpacing(12)
-        top.addWidget(self.status, 1)
+        top.addStretch(1)
         for b in (self.load_button, self.save_button):
             top.addWidget(b)
         top.addSpacing(12)
         top.addWidget(self.queue_button)
         top.addWidget(self.start_button)
+        # the state on a line of its own, so the first problem has the page's width to be read
+        state = QHBoxLayout()
+        state.setSpacing(6)
+        state.addWidget(self.status)
+        state.addWidget(self.status_detail, 1)
         layout = QVBoxLayout(self.header)
-        layout.setContentsMargins(20, 12, 20, 10)
+        layout.setContentsMargins(20, 10, 20, 8)
+        layout.setSpacing(4)
         layout.addLayout(top)
+        layout.addLayout(state)
 
     def _build_form(self) -> QWidget:
         content = QWidget(objectName="formContent")
@@ -285,7 +290,7 @@ class RunForm(QWidget):
         column.setContentsMargins(20, 14, 20, 20)
         column.setSpacing(14)
 
-        run_card = Card("Run")
+        run_card = self.run_card = Card("Run")
         grid = run_card.add_grid()
         for f in TOP_LEVEL:
             if f.name not in SKIP_TOP:
@@ -302,25 +307,37 @@ class RunForm(QWidget):
             placed.update(sections)
             if "task" in sections:  # each task kind's own section right below the task
                 for kind in task_sections():
-                    column.addWidget(self._build_card(SECTION_TITLES.get(kind, kind.title()), (kind,), None))
+                    column.addWidget(self._build_card(section_title(kind), (kind,), None))
                     placed.add(kind)
         for name in SECTIONS:
             if name not in placed:
-                column.addWidget(self._build_card(SECTION_TITLES.get(name, label_for(name)), (name,), None))
+                column.addWidget(self._build_card(section_title(name), (name,), None))
         column.addStretch(1)
 
         scroll = QScrollArea(objectName="formScroll")
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(content)
+        scroll.viewport().installEventFilter(self)  # its width decides the cards' layout
         self.scroll = scroll
         return scroll
+
+    def eventFilter(self, obj, event) -> bool:
+        if obj is self.scroll.viewport() and event.type() == event.Type.Resize:
+            wide = event.size().width() >= SIDE_BY_SIDE
+            for card in self._all_cards():
+                card.set_side_by_side(wide)
+        return super().eventFilter(obj, event)
+
+    def _all_cards(self) -> list[Card]:
+        return [self.run_card, *{id(c): c for c in self.cards.values()}.values()]
 
     def _build_card(self, title: str, sections: tuple[str, ...], visual: str | None) -> Card:
         card = Card(title)
         for section in sections:
             self.cards[section] = card
-            grid = card.add_grid(SECTION_TITLES.get(section) if len(sections) > 1 else None)
+            grid = card.add_grid(section_title(section) if len(sections) > 1 else None)
             fields = SECTIONS[section]
             if section == "hardware":
                 self._add_device_list(grid, fields)
@@ -337,44 +354,45 @@ class RunForm(QWidget):
             self.schedule_plot.setMinimumWidth(340)
             card.body.addWidget(self.schedule_plot, 4)
         elif visual == "machines":
-            card.body.addWidget(self._build_machines_box(), 4)
+            card.body.addWidget(self._build_machines_box(), 3)
         else:
             card.body.addStretch(1)
         return card
 
     def _add_row(self, grid: QGridLayout, section: str, f: Field) -> _Row:
         path = f"{section}.{f.name}" if section else f.name
-        if (section, f.name) in PARENT_FIELDS:
-            editor = RunPickerEditor(path, f)
-            self.pickers.append(editor)
-        elif path == "data.path":
-            editor = PathEditor(path, f, folder=lambda: self.model.value("data.source") == "images")
-        else:
-            editor = make_editor(path, f)
-        label = QLabel(label_for(f.name), objectName="fieldLabel")
-        label.setToolTip(f"{path}\n{f.help}")
+        editor = make_editor(f, section=section)
+        editor.widget.setObjectName(f"field:{path}")
+        if isinstance(editor, PathEditor):
+            self.paths.append(editor)
+        label = QLabel(f.title, objectName="fieldLabel")
+        label.setToolTip(f"{path}\n{field_tooltip(f, section)}")
         label.setBuddy(editor.widget)
         r = grid.rowCount()
         grid.addWidget(label, r, 0, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         grid.addWidget(editor, r, 1)
-        editor.edited.connect(self.model.set)
-        editor.focused.connect(self._show_hint)
+        editor.typed.connect(lambda raw: self.model.edit(path, raw))
+        editor.focused.connect(lambda: self._show_hint(path))
         row = _Row(section, f, label, editor)
         self.rows[path] = row
         return row
 
     def _add_device_list(self, grid: QGridLayout, fields: tuple[Field, ...]) -> None:
         by_name = {f.name: f for f in fields}
-        if "device" not in by_name:
+        if not all(name in by_name for name in DEVICE_FIELDS):
             return
-        self.devices = DeviceList(by_name["device"])
-        self.devices.edited.connect(self.model.set)
-        self.devices.focused.connect(self._show_hint)
+        self.devices = DeviceList(*(by_name[name] for name in DEVICE_FIELDS))
+        self.devices.typed.connect(self._edit_devices)
+        self.devices.focused.connect(lambda: self._show_hint("hardware.device"))
         label = QLabel("Devices", objectName="fieldLabel")
         label.setToolTip("hardware.device, hardware.gpus")
+        label.setBuddy(self.devices.widget)
         grid.addWidget(label, 0, 0, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         grid.addWidget(self.devices, 0, 1)
-        self.device_row = _Row("hardware", by_name["device"], label, self.devices)
+
+    def _edit_devices(self, raws: dict) -> None:
+        for name, raw in raws.items():
+            self.model.edit(f"hardware.{name}", raw)
 
     def _build_machines_box(self) -> QWidget:
         box = QWidget()
@@ -390,7 +408,11 @@ class RunForm(QWidget):
         for f in SECTIONS["hardware"]:
             if f.name in MACHINE_FIELDS:
                 self._add_row(grid, "hardware", f)
-        layout.addLayout(grid)
+        host = QWidget()
+        host.setMaximumWidth(GRID_WIDTH)
+        host.setLayout(grid)
+        grid.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(host)
         self.join_label = QLabel("Run this on each other machine (node rank 1, 2, …):", objectName="subtle")
         self.join_command = QLineEdit(objectName="joinCommand", readOnly=True)
         self.join_command.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
@@ -438,8 +460,7 @@ class RunForm(QWidget):
                 refresh.clicked.connect(lambda: self.model.refresh_model())
                 row.addWidget(refresh)
             elif key == "file":
-                self.model_file = QLabel(objectName="subtle")
-                self.model_file.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+                self.model_file = ElidedLabel(Qt.TextElideMode.ElideMiddle, objectName="subtle")
                 browse = QPushButton("Browse…", objectName="browseModel")
                 browse.clicked.connect(self._browse_model)
                 row.addWidget(self.model_file, 1)
@@ -474,22 +495,21 @@ class RunForm(QWidget):
     # ------------------------------------------------------------ model → widgets
 
     def _on_changed(self, path: str) -> None:
-        rows = (
-            self.rows.values()
-            if not path or path == "model"
-            else [r for p, r in self.rows.items() if p == path]
-        )
-        for row in rows:
+        everything = not path or path == "model"
+        for row in self.rows.values() if everything else [r for p, r in self.rows.items() if p == path]:
             row.editor.show_value(self.model.value(row.path), self.model.is_set(row.path))
-        if not path or path.startswith("hardware."):
-            self.devices.show_value(self.model.value("hardware.device"), self.model.is_set("hardware.device"))
-            self.devices.show_gpus(self.model.value("hardware.gpus"))
-        if not path or path == "model":
+        if everything or path.startswith("hardware."):
+            self.devices.show_value({name: self.model.value(f"hardware.{name}") for name in DEVICE_FIELDS})
+        if everything:
             radio = self.model_radios[self.model.model_source]
             radio.blockSignals(True)
             radio.setChecked(True)
             radio.blockSignals(False)
-            self.model_file.setText(str(self.model.model_path) if self.model.model_path else "none chosen")
+            model_path = str(self.model.model_path) if self.model.model_path else ""
+            self.model_file.set_full_text(model_path or "none chosen")
+            self.model_file.setToolTip(model_path)
+            for editor in self.paths:
+                editor.start_dir = self.model.base_dir
         self._update_visibility()
 
     def _update_visibility(self) -> None:
@@ -498,33 +518,35 @@ class RunForm(QWidget):
         problem_fields = {field_path(p) for p in problems}
         for section in task_sections():
             self.cards[section].setVisible(section == kind)
+        derived = inherits(self.model.doc)
+        parents_data = derived and self.model.value("data.source") is None
+        for name, section in INHERITED.items():  # what "no value" means for an inherited field
+            row = self.rows.get(f"{section}.{name}" if section else name)
+            if row is not None and isinstance(row.editor, ChoiceEditor):
+                row.editor.set_unset_label("(the parent run's)" if derived else "Choose…")
         for row in self.rows.values():
-            applies = True
-            if row.condition is not None:
-                other, values = row.condition
-                applies = self.model.value(f"{row.section}.{other}" if row.section else other) in values
-            if row.path == "data.path":
-                applies = self.model.value("data.source") in FILE_SOURCES
-            if row.section == "data" and inherits(self.model.doc) and self.model.value("data.source") is None:
-                applies = row.field.name == "source"
+            if parents_data and row.section == "data":
+                applies = row.field.name == "source"  # the parent's data, unless a source is chosen
+            else:
+                applies = row.field.applies(self.model.value, row.section)
             changed = self.model.is_set(row.path) and self.model.value(row.path) != row.field.default
             row.set_visible(applies or changed or row.path in problem_fields)
-        derived = inherits(self.model.doc)
         self.model_radios["parent"].setVisible(derived)
         self.model_radios["inline"].setVisible(self.model.model_source == "inline" or "model" in problems)
 
     def _on_validated(self) -> None:
-        model = self.model
-        problems = model.all_problems()
+        problems = self.model.all_problems()
+        by_field: dict[str, list[str]] = {}
+        for p, ms in problems.items():
+            by_field.setdefault(field_path(p), []).extend(ms)
         shown: set[str] = set()
         for path, row in self.rows.items():
-            messages = [m for p, ms in problems.items() if field_path(p) == path for m in ms]
-            row.editor.show_problems(messages)
-            if messages:
-                shown.update(p for p in problems if field_path(p) == path)
-        device_msgs = [m for p in ("hardware.device", "hardware.gpus") for m in problems.get(p, [])]
-        self.devices.show_problems(device_msgs)
-        shown.update(("hardware.device", "hardware.gpus"))
+            row.editor.show_problems(by_field.get(path, []))
+            if path in by_field:
+                shown.add(path)
+        devices = [f"hardware.{name}" for name in DEVICE_FIELDS]
+        self.devices.show_problems([m for p in devices for m in by_field.get(p, [])])
+        shown.update(devices)
         model_msgs = [
             f"{p}: {m}" if p != "model" else m
             for p, ms in problems.items()
@@ -534,14 +556,14 @@ class RunForm(QWidget):
         shown.update(p for p in problems if p == "model" or p.startswith("model."))
         self.model_problems.setText("\n".join(model_msgs))
         self.model_problems.setVisible(bool(model_msgs))
-        # what no editor shows goes on the card of its section (or the Run card)
+        # what no editor shows goes on the card of its section (top-level ones on the Run card)
         per_card: dict[int, list[str]] = {}
         for p, ms in problems.items():
-            if p in shown:
+            if field_path(p) in shown or p in shown:
                 continue
-            card = self.cards.get(p.split(".", 1)[0])
+            card = self.cards.get(p.split(".", 1)[0], self.run_card)
             per_card.setdefault(id(card), []).extend(f"{p}: {m}" if p else m for m in ms)
-        for card in {id(c): c for c in self.cards.values()}.values():
+        for card in self._all_cards():
             card.show_problems(per_card.get(id(card), []))
         self._update_visibility()
         self._update_status(problems)
@@ -555,26 +577,42 @@ class RunForm(QWidget):
         valid = self.model.valid
         self.start_button.setEnabled(valid)
         self.queue_button.setEnabled(valid)
+        lines = [f"{p}: {m}" if p else m for p, ms in problems.items() for m in ms]
         if valid:
             self.status.setText("✔ Ready to start")
-            self.status.setProperty("state", "ok")
         else:
-            n = sum(len(m) for m in problems.values()) or 1
-            first = next(iter(problems.items()), None)
-            detail = (
-                f" — {first[0]}: {first[1][0]}"
-                if first and first[0]
-                else (f" — {first[1][0]}" if first else "")
-            )
-            self.status.setText(f"✖ {n} problem{'s' if n != 1 else ''}{detail}")
-            self.status.setProperty("state", "error")
-        self.status.setToolTip("\n".join(f"{p}: {m}" for p, ms in problems.items() for m in ms))
-        self.status.style().unpolish(self.status)
-        self.status.style().polish(self.status)
+            n = len(lines) or 1
+            self.status.setText(f"✖ {n} problem{'s' if n != 1 else ''}")
+        self.status_detail.set_full_text(f"— {lines[0]}" if lines and not valid else "")
+        tip = "\n".join(lines)
+        self.status.setToolTip(tip)
+        self.status_detail.setToolTip(tip + ("\n\nClick to show the field." if lines else ""))
+        state = "ok" if valid else "error"
+        for label in (self.status, self.status_detail):
+            if label.property("state") != state:
+                label.setProperty("state", state)
+                label.style().unpolish(label)
+                label.style().polish(label)
+
+    def _reveal_first_problem(self) -> None:
+        """Scroll to the field the header's first problem names, and focus it."""
+        first = next(iter(self.model.all_problems()), None)
+        if first is None:
+            return
+        path = field_path(first)
+        row = self.rows.get(path)
+        if row is not None and row.editor.isVisibleTo(self):
+            target: QWidget = row.editor
+        elif path in (f"hardware.{name}" for name in DEVICE_FIELDS):
+            target = self.devices
+        else:
+            target = self.cards.get(path.split(".", 1)[0], self.run_card)
+        self.tabs.setCurrentIndex(0)
+        self.scroll.ensureWidgetVisible(target, 40, 60)
+        if isinstance(target, FieldEditor):
+            target.widget.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def _update_model_summary(self) -> None:
-        from app.designer.display import count
-        from engine.errors import GraphError
         from engine.graph import Graph, analyze
 
         source = self.model.model_source
@@ -591,14 +629,14 @@ class RunForm(QWidget):
             return
         try:
             analysis = analyze(Graph.from_dict(model))
-        except GraphError:
+        except Exception:  # noqa: BLE001 - a summary is a courtesy; the model's problems say why
             self.model_summary.setText("")
             return
         inputs = [str(i.out) for i in analysis.nodes.values() if i.op == "Input" and i.out is not None]
         out = str(analysis.output_type) if analysis.output_type else "?"
         self.model_summary.setText(
             f"<b>{model.get('name') or 'model'}</b> · {len(analysis.nodes)} nodes · "
-            f"{count(analysis.total_params)} parameters · {count(analysis.total_flops)} FLOPs/sample · "
+            f"{fmt.count(analysis.total_params)} parameters · {fmt.count(analysis.total_flops)} FLOPs/sample · "
             f"{' + '.join(inputs) or '?'} → {out}"
         )
 
@@ -612,7 +650,7 @@ class RunForm(QWidget):
 
     def _request_previews(self) -> None:
         data = self._checked("data")
-        if data is not None and data.get("source") is None:
+        if inherits(self.model.doc) and self.model.value("data.source") is None:
             self.preview.request(None, "auto")
             self.preview.message.setText("The run uses its parent's data.")
         else:
@@ -677,9 +715,9 @@ class RunForm(QWidget):
         f = field_at(path)
         if f is None:
             return
-        rng = f.describe_range()
-        default = "" if f.required or f.default is None else f" · default {f.default!r}"
-        self.hint.setText(f"<b>{path}</b> — {f.help}" + (f" ({rng})" if rng else "") + default)
+        section = path.rpartition(".")[0]
+        about = html.escape(field_tooltip(f, section)).replace("\n", " · ")
+        self.hint.setText(f"<b>{html.escape(path)}</b> — {about}")
 
     def _on_devices(self, report: dict) -> None:
         self.devices.set_report(report)
@@ -716,12 +754,27 @@ class RunForm(QWidget):
                 return False
         path = Path(path)
         try:
-            doc = read_json(path)
+            doc = read_json(path)  # refuses folders, FIFOs, devices, huge and deeply nested files
         except TrainbenchError as err:
-            QMessageBox.warning(self, "Cannot load the spec", str(err))
-            return False
+            return self._refuse(str(err))
+        except (OSError, ValueError, RecursionError) as err:  # what a reader may raise besides
+            return self._refuse(f"{path}: cannot read the file ({err})")
+        if not isinstance(doc, dict):
+            return self._refuse(f"{path}: a run spec is a JSON object {{…}}, not {_json_kind(doc)}")
         self.model.replace(doc, base_dir=path.parent, file=path)
         return True
+
+    def _refuse(self, message: str) -> bool:
+        """A file that is no spec: say so in one line and keep the form as it was."""
+        QMessageBox.warning(self, "Cannot load the spec", message.splitlines()[0] if message else "")
+        return False
+
+    def start_new(self) -> None:
+        """Forget the spec being edited: the default one, the Form tab, scrolled to the top."""
+        self.model.reset()
+        self.tabs.setCurrentIndex(0)
+        self.scroll.verticalScrollBar().setValue(0)
+        self.hint.setText(HINT)
 
     def save_spec(self, path: str | Path | None = None) -> bool:
         if not path:
@@ -739,10 +792,11 @@ class RunForm(QWidget):
 
     def refresh_runs(self) -> None:
         """Re-read the completed runs offered as parents and teachers."""
-        rows = self.completed_runs()
-        for picker in self.pickers:
-            picker.set_runs(rows)
-            picker.show_value(self.model.value(picker.path), self.model.is_set(picker.path))
+        runs = [(row["id"], run_label(row)) for row in self.completed_runs()]
+        for path, row in self.rows.items():
+            if isinstance(row.editor, RunPicker):
+                row.editor.set_runs(runs)
+                row.editor.show_value(self.model.value(path), self.model.is_set(path))
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -754,3 +808,16 @@ class RunForm(QWidget):
         """Wait for background jobs (a preview, a schedule) before the widgets go away."""
         self.pool.clear()
         self.pool.waitForDone(5000)
+
+
+def _json_kind(value) -> str:
+    """What a JSON document is, in words: 'an array [...]', 'a number'."""
+    if isinstance(value, list):
+        return "an array [...]"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "null" if value is None else type(value).__name__

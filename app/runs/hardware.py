@@ -12,11 +12,10 @@ import html
 import json
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QProcess, Qt, Signal
-from PySide6.QtWidgets import QListWidget, QListWidgetItem, QWidget
+from PySide6.QtCore import QEvent, QObject, QProcess, QSize, Qt, Signal
+from PySide6.QtWidgets import QListWidget, QListWidgetItem, QSizePolicy, QStyledItemDelegate, QWidget
 
-from app.runs.field_editors import FieldEditor
-from app.runs.spec_model import UNSET
+from app.fields import UNSET, FieldEditor, field_tooltip
 from engine.fields import Field
 from engine.processes import command_line
 from engine.spec import parse_nnodes
@@ -80,19 +79,61 @@ class DeviceDetector(QObject):
             self._proc.waitForFinished(1000)
 
 
+class _FullWidthRows(QStyledItemDelegate):
+    """Rows as wide as the list, never wider: a long entry is elided (its tooltip has it all)
+    instead of widening the list past the form's column and growing a horizontal scroll bar."""
+
+    def sizeHint(self, option, index) -> QSize:
+        return QSize(0, super().sizeHint(option, index).height())
+
+
+class _Checklist(QListWidget):
+    """A list as tall as its rows, up to `MAX_ROWS`; beyond that one vertical scroll bar."""
+
+    MAX_ROWS = 6
+
+    def __init__(self):
+        super().__init__(objectName="deviceList")
+        self.setItemDelegate(_FullWidthRows(self))
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def sizeHint(self) -> QSize:
+        self.ensurePolished()
+        rows = sum(max(self.sizeHintForRow(i), 1) for i in range(min(self.count(), self.MAX_ROWS)))
+        margins = self.contentsMargins()  # the frame, the stylesheet's padding
+        return QSize(super().sizeHint().width(), rows + margins.top() + margins.bottom())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(120, self.sizeHint().height())
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.StyleChange, QEvent.Type.FontChange):
+            self.updateGeometry()  # the rows' height follows the style's padding and font
+
+
 class DeviceList(FieldEditor):
     """`hardware.device` and `hardware.gpus` as one checklist of the detected devices: automatic,
     the CPU, each CUDA GPU (name, free memory), Apple MPS. GPUs may be checked together; the CPU,
-    MPS and automatic exclude the rest."""
+    MPS and automatic exclude the rest.
 
-    def __init__(self, field: Field, parent: QWidget | None = None):
+    An editor of the field kit that edits two fields: `typed`/`finished` carry
+    {"device": raw, "gpus": raw} and `show_value` takes {"device": …, "gpus": …}."""
+
+    def __init__(self, device: Field, gpus: Field, parent: QWidget | None = None):
         self.report: dict | None = None
         self._device, self._gpus = "auto", None
-        super().__init__("hardware.device", field, parent)
+        super().__init__(device, parent, section="hardware")
+        self.fields = (device, gpus)
+        self.widget.setToolTip(f"{field_tooltip(device, 'hardware')}\n\n{field_tooltip(gpus, 'hardware')}")
         self._rebuild()
 
     def _make_widget(self) -> QWidget:
-        lst = QListWidget(objectName="deviceList")
+        lst = _Checklist()
         lst.setSelectionMode(QListWidget.SelectionMode.NoSelection)
         lst.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         lst.itemChanged.connect(self._item_changed)
@@ -111,7 +152,7 @@ class DeviceList(FieldEditor):
             item = QListWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, key)
             item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setToolTip(tip)
+            item.setToolTip(f"{text}\n{tip}" if tip else text)
             lst.addItem(item)
 
         add("Automatic — CUDA when present, else CPU", "auto")
@@ -135,8 +176,7 @@ class DeviceList(FieldEditor):
                 add("Device detection failed: see `trainbench devices`", None)
         self._check_items()
         lst.blockSignals(False)
-        rows = sum(lst.sizeHintForRow(i) for i in range(lst.count()))
-        lst.setFixedHeight(min(rows + 2 * lst.frameWidth() + 6, 180))
+        lst.updateGeometry()
 
     def _gpu_indices(self) -> list[int]:
         return [g["index"] for g in (self.report or {}).get("cuda") or []]
@@ -153,14 +193,10 @@ class DeviceList(FieldEditor):
             on = key == device or (isinstance(key, tuple) and device == "cuda" and key[1] in chosen)
             item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
 
-    def show_value(self, value, is_set: bool) -> None:
-        self._device = value or "auto"
-        self.widget.blockSignals(True)
-        self._check_items()
-        self.widget.blockSignals(False)
-
-    def show_gpus(self, gpus) -> None:
-        self._gpus = gpus if isinstance(gpus, list) else None
+    def show_value(self, value: dict, is_set: bool = True) -> None:
+        device, gpus = value.get("device"), value.get("gpus")
+        self._device = device if isinstance(device, str) else "auto"
+        self._gpus = gpus if isinstance(gpus, list) and all(isinstance(g, int) for g in gpus) else None
         self.widget.blockSignals(True)
         self._check_items()
         self.widget.blockSignals(False)
@@ -168,30 +204,27 @@ class DeviceList(FieldEditor):
     def _item_changed(self, item: QListWidgetItem) -> None:
         key = item.data(Qt.ItemDataRole.UserRole)
         on = item.checkState() == Qt.CheckState.Checked
+        lst = self.widget
         checked_gpus = [
-            self.widget.item(i).data(Qt.ItemDataRole.UserRole)[1]
-            for i in range(self.widget.count())
-            if isinstance(self.widget.item(i).data(Qt.ItemDataRole.UserRole), tuple)
-            and self.widget.item(i).checkState() == Qt.CheckState.Checked
+            lst.item(i).data(Qt.ItemDataRole.UserRole)[1]
+            for i in range(lst.count())
+            if isinstance(lst.item(i).data(Qt.ItemDataRole.UserRole), tuple)
+            and lst.item(i).checkState() == Qt.CheckState.Checked
         ]
         if isinstance(key, tuple):
             if checked_gpus:
                 all_gpus = sorted(checked_gpus) == sorted(self._gpu_indices())
-                self.changed_to("cuda", UNSET if all_gpus else sorted(checked_gpus))
+                self._choose("cuda", UNSET if all_gpus else sorted(checked_gpus))
             else:
-                self.changed_to("auto", UNSET)
+                self._choose("auto", UNSET)
         elif on:
-            self.changed_to(key, UNSET)
+            self._choose(key, UNSET)
         else:  # unchecking the one exclusive choice: back to automatic
-            self.changed_to("auto", UNSET)
+            self._choose("auto", UNSET)
 
-    def changed_to(self, device: str, gpus) -> None:
-        self._device, self._gpus = device, (None if gpus is UNSET else gpus)
-        self.widget.blockSignals(True)
-        self._check_items()
-        self.widget.blockSignals(False)
-        self.edited.emit("hardware.device", UNSET if device == "auto" else device)
-        self.edited.emit("hardware.gpus", gpus)
+    def _choose(self, device: str, gpus) -> None:
+        self.show_value({"device": device, "gpus": None if gpus is UNSET else gpus})
+        self._emit({"device": UNSET if device == "auto" else device, "gpus": gpus})
 
 
 def join_command(spec_file: str | Path | None, spec: dict) -> str | None:

@@ -2,7 +2,8 @@
 progress bar), the queue, the runs finished this session and the store's recent history.
 
 Rows are painted by a delegate straight from the `LiveRun` models, so a tick that moved twenty
-progress bars costs one viewport repaint, not twenty widget updates.
+progress bars costs one viewport repaint, not twenty widget updates. Rows are as wide as the
+list: in a narrow sidebar the run's name is elided, never its status.
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QRect, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import QListView, QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from app import theme
-from app.plots import format_value, paint_sparkline
+from app.plots import paint_sparkline
 from app.runs.launcher import QueuedRun
 from app.runs.live import LiveRun
-from app.runs.monitor import duration
+from engine import format as fmt
 from engine.compare import headline
 
 STATUS_COLORS = {
@@ -106,13 +107,9 @@ class RunDelegate(QStyledItemDelegate):
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex) -> QSize:
         entry: Entry = index.data(ENTRY_ROLE)
         height = {"header": 28, "live": 62, "queued": 38, "stored": 44}.get(entry.kind, 40)
-        if (
-            entry.kind == "stored"
-            and entry.live is not None
-            and entry.live.series.get("train/loss") is not None
-        ):
-            height = 44
-        return QSize(option.rect.width(), height)
+        # Width 0: the view makes every row as wide as itself. A row wider than the view (the
+        # width it had before a scroll bar appeared, say) would push the status out of sight.
+        return QSize(0, height)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         entry: Entry = index.data(ENTRY_ROLE)
@@ -155,35 +152,38 @@ class RunDelegate(QStyledItemDelegate):
         name = live.name if live is not None else row["name"]
         run_id = (live.run_id if live is not None else row["id"]) or None
         color = status_color(status)
-        # line 1: status dot, name, id ... status
+        # line 1: status dot, name and id ... status; the name gives way, the status never does
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(color)
         painter.drawEllipse(QRectF(inner.left(), inner.top() + 5, 8, 8))
+        plain = QFontMetrics(option.font)
         bold = QFont(option.font)
         bold.setBold(True)
         painter.setFont(bold)
         fm = painter.fontMetrics()
-        status_w = fm.horizontalAdvance(status) + 4
-        name_rect = QRect(inner.left() + 16, inner.top(), inner.width() - 16 - status_w - 8, fm.height())
+        status_w = fm.horizontalAdvance(status)
+        status_rect = QRect(inner.right() - status_w + 1, inner.top(), status_w, fm.height())
+        left = inner.left() + 16
+        room = max(0, status_rect.left() - 8 - left)
         ident = f"  #{run_id}" if run_id else ""
-        painter.setPen(QColor(t.text))
         shown = fm.elidedText(
-            name, Qt.TextElideMode.ElideRight, max(10, name_rect.width() - fm.horizontalAdvance(ident))
+            name, Qt.TextElideMode.ElideRight, max(0, room - plain.horizontalAdvance(ident))
         )
-        painter.drawText(name_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, shown)
+        name_w = fm.horizontalAdvance(shown)
+        painter.setPen(QColor(t.text))
+        painter.drawText(
+            QRect(left, inner.top(), name_w, fm.height()),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            shown,
+        )
+        painter.setPen(color)
+        painter.drawText(status_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, status)
         painter.setFont(option.font)
         painter.setPen(QColor(t.subtext))
         painter.drawText(
-            QRect(name_rect.left() + fm.horizontalAdvance(shown), name_rect.top(), 80, fm.height()),
+            QRect(left + name_w, inner.top(), max(0, room - name_w), fm.height()),
             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-            ident,
-        )
-        painter.setPen(color)
-        painter.setFont(bold)
-        painter.drawText(
-            QRect(inner.right() - status_w, inner.top(), status_w, fm.height()),
-            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-            status,
+            plain.elidedText(ident, Qt.TextElideMode.ElideRight, max(0, room - name_w)),
         )
         painter.setFont(option.font)
         small = painter.fontMetrics()
@@ -205,7 +205,7 @@ class RunDelegate(QStyledItemDelegate):
                 QRectF(bar.left(), bar.top(), bar.width() * fraction, bar.height()), 2.5, 2.5
             )
             eta = live.eta()
-            text = f"{fraction:.0%}" + (f" · ETA {duration(eta)}" if eta is not None else "")
+            text = f"{fraction:.0%}" + (f" · ETA {fmt.clock(eta)}" if eta is not None else "")
             painter.setPen(QColor(t.subtext))
             painter.drawText(
                 QRect(int(bar_left), int(y2 + 14), int(bar.width()), small.height()),
@@ -225,16 +225,18 @@ class RunDelegate(QStyledItemDelegate):
         painter.setPen(QPen(QColor(t.subtext), 1.4))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawEllipse(QRectF(inner.left(), inner.top() + 6, 8, 8))
+        fm = painter.fontMetrics()
+        kind = entry.queued.kind
+        kind_w = fm.horizontalAdvance(kind)
+        name_rect = inner.adjusted(16, 0, -kind_w - 8, 0)
         painter.setPen(QColor(t.text))
         painter.drawText(
-            inner.adjusted(16, 0, -60, 0),
+            name_rect,
             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-            entry.queued.name,
+            fm.elidedText(entry.queued.name, Qt.TextElideMode.ElideRight, max(0, name_rect.width())),
         )
         painter.setPen(QColor(t.subtext))
-        painter.drawText(
-            inner, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, entry.queued.kind
-        )
+        painter.drawText(inner, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, kind)
 
 
 def _result_text(live: LiveRun | None, row: dict | None) -> str:
@@ -242,7 +244,7 @@ def _result_text(live: LiveRun | None, row: dict | None) -> str:
         head = live.headline()
         bits = [live.kind]
         if head:
-            bits.append(f"{head[0].split('/', 1)[-1]} {format_value(head[1])}")
+            bits.append(f"{head[0].split('/', 1)[-1]} {fmt.value(head[1])}")
         if live.total_steps:
             bits.append(f"{live.step:,}/{live.total_steps:,} steps")
         return " · ".join(bits)
@@ -250,7 +252,7 @@ def _result_text(live: LiveRun | None, row: dict | None) -> str:
     bits = [row["kind"]]
     head = headline(summary)
     if head:
-        bits.append(f"{head[0].split('/', 1)[-1]} {format_value(head[1])}")
+        bits.append(f"{head[0].split('/', 1)[-1]} {fmt.value(head[1])}")
     if summary.get("steps"):
         bits.append(f"{summary['steps']:,} steps")
     return " · ".join(bits)
@@ -264,5 +266,7 @@ class RunListView(QListView):
         self.setMouseTracking(True)
         self.setUniformItemSizes(False)
         self.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setSelectionMode(QListView.SelectionMode.SingleSelection)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)

@@ -1,6 +1,9 @@
 """The small learning-rate plot beside the schedule section: the engine's own schedule
 (`engine.schedule.lr_factor`, torch-free) over the run's steps, so what you see is what the run
 will do. At most 1,500 points: computed as you type, on the UI thread, in about a millisecond.
+
+The plot sits in the scrolling form, so it neither zooms nor pans: the wheel over it scrolls
+the page, and the view always shows the whole schedule.
 """
 
 from __future__ import annotations
@@ -8,11 +11,13 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from app.fields import wheel_scrolls_page
 from app.plots import MetricPlot
 from engine.schedule import lr_factor
 
 MAX_POINTS = 1500
 ASSUMED_STEPS_PER_EPOCH = 100  # before the data preview says how many samples there are
+PLOT_HEIGHT = 260
 
 
 def total_steps(train: dict, train_samples: int | None, processes: int = 1) -> tuple[int, bool]:
@@ -40,7 +45,12 @@ class SchedulePlot(QWidget):
         super().__init__(parent)
         self.plot = MetricPlot("Learning rate")
         self.plot.add_curve("lr", "learning rate", smooth=False)
+        # a glance at the schedule, not a plot to study: about as tall as the fields beside it
+        # (a pyqtgraph plot asks for ~500 px)
         self.plot.setMinimumHeight(150)
+        self.plot.setMaximumHeight(PLOT_HEIGHT)
+        self.plot.plot_item.setMouseEnabled(x=False, y=False)
+        wheel_scrolls_page(self.plot.view)
         self.note = QLabel(objectName="subtle", wordWrap=True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

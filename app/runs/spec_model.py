@@ -1,10 +1,14 @@
 """`RunSpecModel`: the run form's state — the spec document being edited — and its validation.
 
-The form's widgets hold nothing of their own: each edit goes here as (dotted path, value), the
+The form's widgets hold nothing of their own: each edit comes here as (dotted path, raw) —
+text as typed, or a widget's value — is parsed by the field kit (`app.fields.parse`), the
 document is re-validated by the engine (`engine.spec.validate_spec`, ~1 ms) and every problem
 comes back keyed by its dotted path, for the form to show beside the field it names. Values are
-kept as typed, even invalid ones, so the engine says what is wrong with them; a field left
-empty is removed from the document and takes the engine's default.
+kept as typed, even invalid ones ("fast" for a learning rate), so the engine says what is wrong
+with them; a field left empty is removed from the document and takes the engine's default.
+
+A new run is named after its model (the designer's graph, the graph file) until the user types
+a name, with "-2", "-3" added when a recent run has that name already.
 
 The model comes from one of four places (`model_source`): the designer's current graph (read
 through a provider callable when asked to refresh), a graph file, a graph inline in a loaded
@@ -14,21 +18,21 @@ spec, or — for prune and distill runs — the parent run.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from app.fields import UNSET, Problem, parse
 from engine.errors import SpecError, TrainbenchError
 from engine.fields import Field
 from engine.spec import SCHEMA_VERSION, SECTIONS, TOP_LEVEL, validate_spec
 
-UNSET = object()  # "take the engine's default": the key is removed from the document
 MODEL_SOURCES = ("designer", "file", "inline", "parent")
+ENGINE_FAILED = "the engine failed while checking this spec, which is a bug in Trainbench"
 
 DEFAULT_DOC = {
     "schema": SCHEMA_VERSION,
-    "name": "run",
     "data": {"source": "digits"},
     "train": {"epochs": 10},
 }
@@ -48,8 +52,9 @@ def field_path(problem_path: str) -> str:
 
 def inherits(doc: dict) -> bool:
     """Whether the run derives from a parent run (its task kind has a section: prune, distill)."""
-    kind = (doc.get("task") or {}).get("kind", "train")
-    return kind in SECTIONS
+    task = doc.get("task")
+    kind = task.get("kind") if isinstance(task, dict) else None
+    return isinstance(kind, str) and kind in SECTIONS
 
 
 class RunSpecModel(QObject):
@@ -67,6 +72,9 @@ class RunSpecModel(QObject):
         self.spec: dict | None = None  # the normalised spec when valid
         self.problems: dict[str, list[str]] = {}
         self.extra_problems: dict[str, list[str]] = {}  # found outside the spec (the data preview)
+        self.taken_names: Callable[[], Iterable[str]] = tuple  # names of recent runs
+        self.auto_name = True  # the name follows the model until the user types one
+        self._follow_model()
 
     # ------------------------------------------------------------ reading
 
@@ -98,7 +106,38 @@ class RunSpecModel(QObject):
             node = node.get(key) if isinstance(node, dict) else None
         return isinstance(node, dict) and leaf in node
 
+    def suggested_name(self) -> str:
+        """The name a new run gets: the spec file's, else the model's (its file, or the
+        designer's graph), made unique among recent runs with "-2", "-3", …"""
+        model = self.doc.get("model")
+        if self.file is not None:
+            base = self.file.stem
+        elif self.model_source == "file" and self.model_path is not None:
+            base = self.model_path.stem
+        elif isinstance(model, dict) and isinstance(model.get("name"), str):
+            base = model["name"].strip()
+        else:
+            base = ""
+        base = base or "run"
+        taken = set(self.taken_names())
+        name, n = base, 2
+        while name in taken:
+            name, n = f"{base}-{n}", n + 1
+        return name
+
     # ------------------------------------------------------------ editing
+
+    def edit(self, path: str, raw) -> None:
+        """An edit from the form: `raw` (text as typed, or a widget's value) parsed for the
+        field at `path`; text that makes no value of the field's kind is kept as typed, for
+        the engine to say what is wrong with it."""
+        f = field_at(path)
+        value = parse(f, raw) if f is not None else raw
+        if isinstance(value, Problem):
+            value = value.value
+        if path == "name":
+            self.auto_name = False
+        self.set(path, value)
 
     def set(self, path: str, value) -> None:
         """Set (or with UNSET, remove) one field, then re-validate."""
@@ -130,8 +169,15 @@ class RunSpecModel(QObject):
         node[leaf] = copy.deepcopy(value)
         return True
 
+    def reset(self) -> None:
+        """Start a new run from scratch: the default spec, the designer's model, named after it."""
+        self.model_path = None
+        self.replace(DEFAULT_DOC)
+
     def replace(self, doc: dict, base_dir: str | Path | None = None, file: str | Path | None = None) -> None:
         """Show another spec (loaded from a file, or a run cloned from the store)."""
+        if not isinstance(doc, dict):
+            raise TypeError(f"a spec is a JSON object, not {type(doc).__name__}")
         doc = copy.deepcopy(doc)
         self.base_dir = Path(base_dir) if base_dir else None
         self.file = Path(file) if file else None
@@ -143,15 +189,18 @@ class RunSpecModel(QObject):
             )
             doc["model"] = str(self.model_path)
             self.model_source = "file"
-        elif isinstance(model, dict):
+        elif model is not None:  # a graph; or a wrong type, for the engine to name
             self.model_source = "inline"
         elif inherits(doc):
             self.model_source = "parent"
         else:
             self.model_source = "designer"
         self.doc = doc
+        self.extra_problems = {}
+        self.auto_name = "name" not in doc
         if self.model_source == "designer":
-            self.refresh_model()
+            self.refresh_model(validate=False)
+        self._follow_model()
         self.changed.emit("")
         self.validate()
 
@@ -169,6 +218,7 @@ class RunSpecModel(QObject):
             self.doc.pop("model", None)
         elif source == "designer":
             self.refresh_model(validate=False)
+        self._follow_model()
         self.changed.emit("model")
         self.validate()
 
@@ -183,9 +233,15 @@ class RunSpecModel(QObject):
             self.doc["model"] = copy.deepcopy(graph)
         else:
             return
+        self._follow_model()
         if validate:
             self.changed.emit("model")
             self.validate()
+
+    def _follow_model(self) -> None:
+        """Name the run after its model while the user has not named it."""
+        if self.auto_name:
+            self.doc["name"] = self.suggested_name()
 
     def set_extra_problems(self, problems: dict[str, list[str]]) -> None:
         if problems != self.extra_problems:
@@ -204,6 +260,8 @@ class RunSpecModel(QObject):
                 problems.setdefault(path, []).append(message)
         except TrainbenchError as err:  # a model file that cannot be read, say
             problems.setdefault("model", []).append(str(err))
+        except Exception as err:  # noqa: BLE001 - an engine defect must not take the form down
+            problems.setdefault("", []).append(f"{ENGINE_FAILED} ({type(err).__name__}: {err})")
         self.spec, self.problems = spec, problems
         self.validated.emit()
 

@@ -56,6 +56,10 @@ QTableWidget#previewTable {{ background: {t.panel}; border: 1px solid {t.border}
 QListWidget#deviceList {{ background: {t.panel}; border: 1px solid {t.border}; border-radius: 5px; padding: 2px; }}
 QListWidget#deviceList::item {{ padding: 3px 2px; }}
 QListWidget#deviceList[invalid="true"] {{ border-color: {t.error}; }}
+QSpinBox[unset="true"] {{ color: {t.subtext}; }}
+QComboBox[invalid="true"], QPlainTextEdit[invalid="true"] {{ border: 1px solid {t.error}; }}
+QLabel#formStatusDetail {{ color: {t.subtext}; }}
+QLabel#formStatusDetail[state="error"] {{ color: {t.error}; }}
 QLineEdit#joinCommand {{ background: {t.window}; }}
 
 QPushButton#startButton {{ background: {t.accent}; color: #ffffff; border: 1px solid {t.accent}; font-weight: 700; padding: 5px 18px; }}

@@ -149,3 +149,64 @@ def test_quick_add_popup_at_the_cursor(window, qtbot):
     assert not area.quick_add.isVisible()
     (new,) = [n for n, node in window.doc.graph.nodes.items() if node.op == "SiLU"]
     assert area.scene.selected_node_ids() == [new]
+
+
+def test_the_inspector_parses_as_the_run_form_does(window, qtbot):
+    """One parser for both forms: `1x8x8` is a shape here too, and an emptied field means the
+    op's default (the param is left out), each edit one undo step."""
+    area, doc = window.designer, window.doc
+    click_node(qtbot, area, "image")
+    shape = area.inspector.editors["shape"].widget
+    for text in ("1x8x8", "[1, 8, 8]", "1×8×8"):
+        shape.selectAll()
+        qtbot.keyClicks(shape, text)
+        qtbot.keyClick(shape, Qt.Key.Key_Return)
+        assert doc.graph.nodes["image"].params["shape"] == [1, 8, 8], text
+    shape.selectAll()
+    qtbot.keyClicks(shape, "1, eight, 8")
+    assert area.inspector.editors["shape"].error.text() == OPS["Input"].field("shape").check("1, eight, 8")[1]
+
+    dense = next(n for n, node in doc.graph.nodes.items() if node.op == "Linear")
+    click_node(qtbot, area, dense)
+    width = area.inspector.editors["in_features"]
+    width.widget.setFocus()
+    width.widget.selectAll()
+    qtbot.keyClicks(width.widget, "64")
+    qtbot.keyClick(width.widget, Qt.Key.Key_Return)
+    steps = doc.undo_stack.count()
+    assert doc.graph.nodes[dense].params["in_features"] == 64
+    area.view.setFocus()  # a new editing session: a step of its own
+    width.widget.setFocus()
+    width.widget.selectAll()
+    qtbot.keyClick(width.widget, Qt.Key.Key_Delete)
+    qtbot.keyClick(width.widget, Qt.Key.Key_Return)
+    assert "in_features" not in doc.graph.nodes[dense].params  # back to "inferred"
+    assert doc.undo_stack.count() == steps + 1
+    assert width.widget.placeholderText() == "auto" and width.widget.text() == ""
+
+
+def test_the_wheel_over_an_unfocused_inspector_field_changes_nothing(window, qtbot):
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    area, doc = window.designer, window.doc
+    click_node(qtbot, area, "conv1")
+    area.view.setFocus()
+    before = dict(doc.graph.nodes["conv1"].params)
+    for name in ("out_channels", "kernel_size", "padding"):
+        widget = area.inspector.editors[name].widget
+        assert not widget.hasFocus()
+        centre = QPointF(widget.rect().center())
+        event = QWheelEvent(
+            centre,
+            QPointF(widget.mapToGlobal(centre.toPoint())),
+            QPoint(0, 0),
+            QPoint(0, -120),
+            Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.NoModifier,
+            Qt.ScrollPhase.NoScrollPhase,
+            False,
+        )
+        QApplication.sendEvent(widget, event)
+    assert doc.graph.nodes["conv1"].params == before and doc.undo_stack.count() == 0

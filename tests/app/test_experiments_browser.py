@@ -13,8 +13,9 @@ from PySide6.QtCore import QPoint, QRectF, Qt
 from PySide6.QtWidgets import QMessageBox, QTableView
 
 from app.experiments.area import ExperimentsArea
+from app.experiments.catalog import RunCatalog, RunFilter
 from app.experiments.hparams import BEST_ROLE, DIFF_ROLE
-from app.experiments.table_model import RUN_ID_ROLE, RunCatalog, RunTableModel
+from app.experiments.table_model import RUN_ID_ROLE, RunTableModel
 from engine.compare import compare_table, pareto_front
 from engine.runner import execute
 from engine.store import RunStore
@@ -93,8 +94,7 @@ def test_table_lists_every_run_and_reads_spec_columns_lazily(qtbot, populated):
     lr = model.columns.index("spec:optim.lr")
     qtbot.waitUntil(lambda: model.data(model.index(0, lr)) is not None)
     # only a block of rows around the painted ones was read, not every spec
-    fetched = catalog._values["spec:optim.lr"]  # noqa: SLF001
-    assert 0 < len(fetched) < model.rowCount()
+    assert 0 < catalog.fetched("spec:optim.lr") < model.rowCount()
     last = model.index(model.rowCount() - 1, lr)
     assert model.data(last, RUN_ID_ROLE) == real[0]
     view.scrollToBottom()
@@ -104,6 +104,37 @@ def test_table_lists_every_run_and_reads_spec_columns_lazily(qtbot, populated):
         catalog.get("metric:val/accuracy", catalog.index[real[0]])
         == RunStore(db).series_summaries(real[0])["val/accuracy"]["last"]
     )
+
+
+def test_the_catalog_sorts_filters_and_builds_the_lineage_forest_on_its_own(populated):
+    """The Qt-free half of the table: what the model only adapts."""
+    db, real, synthetic = populated
+    catalog = RunCatalog(RunStore(db))
+    lrs = catalog.values("spec:optim.lr")
+    order = catalog.order(lrs, descending=True)
+    assert [lrs[r] for r in order] == sorted(lrs, reverse=True)
+    accs = catalog.values("metric:val/accuracy")
+    ranked = catalog.order(accs)
+    present = [accs[r] for r in ranked if accs[r] is not None]
+    assert present == sorted(present) and all(accs[r] is None for r in ranked[len(present) :])
+
+    everything = list(range(len(catalog)))
+    wine = catalog.matching(everything, RunFilter(text="wine"))
+    assert {catalog.ids[r] for r in wine} == set(real)
+    one = catalog.matching(everything, RunFilter(text=f"#{real[1]}", statuses=frozenset({"completed"})))
+    assert [catalog.ids[r] for r in one] == [real[1]]
+
+    store = RunStore(db)
+    distill = next(r for r in synthetic if store.get_run(r)["kind"] == "distill")
+    prune = store.get_run(distill)["parent_id"]
+    train = store.get_run(prune)["parent_id"]
+    forest = catalog.forest([catalog.index[distill]], everything)
+    assert forest.children == {0: [train], train: [prune], prune: [distill]}
+    assert forest.context == {train, prune} and forest.parent[distill] == prune
+
+    # a reload keeps the columns fetched whole (the table is sorted by them)
+    catalog.load()
+    assert catalog.fetched("spec:optim.lr") == len(catalog) and catalog.fetched("spec:train.epochs") == 0
 
 
 def test_filter_by_text_status_kind_tag_and_starred(qtbot, populated):

@@ -4,7 +4,7 @@
     QT_QPA_PLATFORM=offscreen python tests/benchmarks/bench_experiments.py [--runs 10000]
         [--compare-runs 20] [--points 100000] [--repeat 3]
 
-Targets (issue 8): table open < 0.5 s; compare open < 1 s. Each figure is the median of
+Targets: table open < 0.5 s; compare open < 1 s. Each figure is the median of
 `--repeat` openings, each a new area on a new connection (the OS file cache is warm after
 the first, as it is for a user who opens the app twice). Both wall-clock and CPU time are
 printed; the verdict uses CPU time, which other processes on a shared machine do not inflate

@@ -2,7 +2,7 @@
 
 A script, not a test:  python tests/benchmarks/bench_gui.py [--runs 5]
 Runs offscreen unless QT_QPA_PLATFORM is set (e.g. under xvfb-run with QT_QPA_PLATFORM=xcb).
-Targets (issue 6): first window < 1.0 s without importing torch; add / move / connect on a
+Targets: first window < 1.0 s without importing torch; add / move / connect on a
 500-node graph < 50 ms each; revalidation off the UI thread without freezing it.
 """
 

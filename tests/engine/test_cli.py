@@ -2,12 +2,21 @@
 
 import csv
 import importlib.util
+import inspect
 import json
+import re
 
 import pytest
 import torch
 
+from engine import cli
+from engine import format as fmt
+from engine.spec import SECTIONS
+from engine.store import RunStore
 from tests.conftest import EXAMPLES, trainbench
+
+#: a float printed raw: seven or more digits after the point (0.019013814628124237)
+RAW_FLOAT = re.compile(r"\d\.\d{7,}")
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +83,60 @@ def test_export_metrics_csv(two_runs, tmp_path):
 def test_devices_json_reports_sqlite(two_runs):
     rep = json.loads(trainbench("devices", "--json").stdout)
     assert rep["cpu"]["cores"] >= 1 and rep["sqlite"].count(".") == 2 and isinstance(rep["cuda"], list)
+
+
+def test_devices_names_the_sqlite_version_without_an_alarm_the_user_cannot_act_on():
+    rep = json.loads(trainbench("devices", "--json").stdout)
+    out = trainbench("devices").stdout
+    assert f"SQLite {rep['sqlite']}" in out
+    assert "race" not in out and "upgrade" not in out
+
+
+def test_show_runs_and_compare_format_numbers_as_the_gui_does(two_runs):
+    run = RunStore(two_runs).get_run(1)
+    show = trainbench("show", "1", db=two_runs).stdout
+    loss = run["summary"]["val/loss"]
+    assert len(repr(loss)) > 8  # a float that prints long when raw
+    assert f"val/loss: {fmt.value(loss)}" in show and repr(loss) not in show
+    assert f"duration {fmt.duration(run['ended_at'] - run['started_at'])}" in show
+    assert f"created {fmt.timestamp(run['created_at'])}" in show
+    assert f"flops: {fmt.count(run['summary']['flops'])}" in show
+    listed = trainbench("runs", db=two_runs).stdout
+    assert fmt.timestamp(run["created_at"]) in listed and "accuracy " in listed
+    compared = trainbench("compare", "1", "2", db=two_runs).stdout
+    for out in (show, listed, compared):
+        assert not RAW_FLOAT.search(out), out
+
+
+def test_ops_fits_the_terminal_width(monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    narrow = trainbench("ops").stdout.splitlines()  # not a terminal: 80 columns
+    assert max(map(len, narrow)) <= 80
+    monkeypatch.setenv("COLUMNS", "150")  # what a shell tells its programs
+    wide = trainbench("ops").stdout.splitlines()
+    assert 80 < max(map(len, wide)) <= 150 and len(wide) < len(narrow)
+    ops = json.loads(trainbench("ops", "--json").stdout)
+    names = {line.split()[0] for line in narrow[2:] if line and not line.startswith(" ")}
+    assert names == set(ops)
+
+
+def test_each_commands_help_is_its_docstring_and_options_take_the_fields_help(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # argparse wraps help to it: one line per command
+    top = trainbench("--help").stdout
+    for name, func in (
+        ("runs", cli.cmd_runs),
+        ("show", cli.cmd_show),
+        ("ops", cli.cmd_ops),
+        ("join", cli.cmd_join),
+    ):
+        summary = inspect.getdoc(func).split("\n\n")[0]
+        assert re.search(rf"^\s+{name}\s+{re.escape(summary)}$", top, re.M), top
+        assert summary in trainbench(name, "--help").stdout
+    assert "worker" not in top  # started by the launcher, not by people
+    join = " ".join(trainbench("join", "--help").stdout.split())
+    hardware = {f.name: f for f in SECTIONS["hardware"]}
+    for name in ("rdzv_endpoint", "rdzv_id", "nnodes", "nproc_per_node", "node_rank"):
+        assert " ".join(hardware[name].help.split()) in join
 
 
 @pytest.mark.parametrize(

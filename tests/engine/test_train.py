@@ -202,25 +202,6 @@ def test_event_stream_matches_the_store(tmp_path, db_path):
     assert streamed == steps.tolist() == list(range(1, 61))
 
 
-def test_the_engine_never_imports_qt(tmp_path, db_path):
-    code = (
-        "import sys; from engine.cli import main;"
-        f"rc = main(['--db', {str(db_path)!r}, 'run', {str(_spec_file(tmp_path, max_steps=20))!r}, '--quiet']);"
-        "qt = sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'pyqtgraph'));"
-        "print(rc, qt)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
-    assert out.stdout.strip() == "0 []", out.stderr[-2000:]
-
-
-def test_no_engine_module_imports_qt():
-    import re
-
-    pattern = re.compile(r"^\s*(from|import)\s+(PySide6|pyqtgraph|shiboken6)", re.M)
-    offenders = [str(p) for p in (ROOT / "engine").rglob("*.py") if pattern.search(p.read_text())]
-    assert offenders == []
-
-
 @pytest.mark.parametrize("status", ["completed"])
 def test_resume_of_a_completed_run_is_refused(db_path, status):
     from engine.errors import StoreError
