@@ -34,6 +34,7 @@ import math
 import os
 import platform
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -223,14 +224,16 @@ def _walk(analysis: Analysis, acts: _Acts) -> None:
 
 
 def estimate_memory(spec: dict, analysis: Analysis | None = None, data=None, plan=None) -> MemoryEstimate:
-    """Per-device memory of `spec`. `plan` (a `WorldPlan`, or the `device_plan` made without
-    torch) may describe a hypothetical device set (the GUI's device choice); by default it is
-    this machine's, as `plan_world` (torch) sees it. `data` (a `Dataset`, or the `DataInfo`
-    the preflight describes without loading) adds the data set's bytes; without it they are
-    left out and a note says so."""
+    """Per-device memory of `spec`. `plan` (a `WorldPlan`, or a `DevicePlan`) may describe a
+    hypothetical device set (the GUI's device choice); by default it is this machine's, told
+    without torch where `device_plan` can (so the GUI and `trainbench validate` never import
+    it), else by `plan_world`. `data` (a `Dataset`, or the `DataInfo` the preflight describes
+    without loading) adds the data set's bytes; without it they are left out and a note says so."""
     from engine.data import as_info
 
     analysis = analysis or analyze(Graph.from_dict(spec["model"]))
+    if plan is None:
+        plan = device_plan(spec)
     if plan is None:
         from engine.strategies.world import plan_world
 
@@ -374,12 +377,12 @@ def _cuda_gpus() -> list[int] | None:
 
     torch sees none when its build has no CUDA (read from torch/version.py), when the NVIDIA
     driver is absent (Linux: /proc/driver/nvidia), or when CUDA_VISIBLE_DEVICES hides them."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("torch")
-    if spec is None or not spec.submodule_search_locations:
-        return []
-    version = Path(spec.submodule_search_locations[0]) / "version.py"
+    # Found on sys.path by hand: even importlib's find_spec would run the import machinery
+    # (and its hooks) for torch.
+    found = [p / "torch" / "version.py" for p in map(Path, filter(None, sys.path))]
+    version = next((v for v in found if v.is_file()), None)
+    if version is None:
+        return []  # no torch: a run could not start, but that is not the device's to say
     try:
         text = version.read_text()
     except OSError:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data import DataInfo, Dataset, classification_set, split, split_sizes, standardize
+from engine.data.dataset import DataInfo, Dataset, classification_set, split, split_sizes, standardize
 from engine.errors import DataError
 
 # The bundled sets as the loaders give them: (samples, sample shape, classes, description).

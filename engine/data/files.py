@@ -18,7 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data import DataInfo, Dataset, check_classes, classification_set, split, split_sizes, standardize
+from engine.data.dataset import (
+    VOCAB,
+    DataInfo,
+    Dataset,
+    check_classes,
+    classification_set,
+    split,
+    split_sizes,
+    standardize,
+)
 from engine.errors import DataError
 from engine.fields import listed, shorten, shown
 from engine.jsonfile import read_bytes, regular_file
@@ -391,7 +400,9 @@ def describe_text(data: dict) -> DataInfo:
     ctx = data["context"]
     n_train, n_val = text_windows(p, n, ctx, data["val_fraction"])
     nbytes = (n_train + n_val) * ctx * 8 * 2
-    return DataInfo(p.name, "language_model", (ctx,), "long", 256, n_train, n_val, nbytes, [], f"{n:,} bytes")
+    return DataInfo(
+        p.name, "language_model", (ctx,), "long", VOCAB, n_train, n_val, nbytes, [], f"{n:,} bytes"
+    )
 
 
 def _windows(tokens: np.ndarray, ctx: int) -> tuple[np.ndarray, np.ndarray]:
