@@ -3,6 +3,10 @@
 Each running app holds a lock next to its recovery file. A recovery file whose lock nobody
 holds belongs to a session that died; a clean exit deletes both. The lock (QLockFile) knows
 a dead process from a live one on every platform.
+
+Recovery files are read like any file a user opens (they may be damaged, or not ours): each is
+read on its own, one that cannot be read is renamed `*.unreadable` and reported, never
+deleted, and never stops the others from being offered.
 """
 
 from __future__ import annotations
@@ -13,15 +17,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QLockFile, QObject, QTimer
+from PySide6.QtCore import QLockFile, QObject, QTimer, Signal
 
 from app.designer.document import GraphDocument
-from engine.errors import GraphError
+from app.designer.files import read_failure, unopenable
 from engine.graph import Graph
 
 FORMAT = "trainbench.recovery"
 INTERVAL_MS = 30_000  # at least this often while there are unsaved changes
 AFTER_EDIT_MS = 2_000  # and this long after the last edit
+UNREADABLE = ".unreadable"
 
 
 @dataclass
@@ -36,7 +41,15 @@ class Recovery:
         self.file.with_suffix(".lock").unlink(missing_ok=True)
 
 
+@dataclass
+class Unreadable:
+    file: Path  # where it is now (renamed *.unreadable when that was possible)
+    reason: str
+
+
 class Autosaver(QObject):
+    failed = Signal(str)  # an autosave could not be written: why
+
     def __init__(self, doc: GraphDocument, folder: Path, parent: QObject | None = None):
         super().__init__(parent)
         self.doc = doc
@@ -69,8 +82,12 @@ class Autosaver(QObject):
             "graph": self.doc.graph.to_dict(),
         }
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(record), encoding="utf-8")
-        os.replace(tmp, self.path)  # never leave a half-written recovery file
+        try:
+            tmp.write_text(json.dumps(record), encoding="utf-8")
+            os.replace(tmp, self.path)  # never leave a half-written recovery file
+        except (OSError, ValueError) as err:  # a full disk, a read-only folder; NaN in a graph
+            tmp.unlink(missing_ok=True)
+            self.failed.emit(f"Autosave failed: {getattr(err, 'strerror', None) or err}")
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -83,9 +100,10 @@ class Autosaver(QObject):
         self._lock.unlock()
 
 
-def orphaned(folder: Path) -> list[Recovery]:
-    """Recovery files left by sessions that are no longer running, newest first."""
-    found = []
+def orphaned(folder: Path) -> tuple[list[Recovery], list[Unreadable]]:
+    """Recovery files left by sessions that are no longer running (newest first), and those of
+    them that could not be read."""
+    found, unreadable = [], []
     for file in Path(folder).glob("autosave-*.json"):
         lock = QLockFile(str(file.with_suffix(".lock")))
         lock.setStaleLockTime(0)
@@ -93,21 +111,40 @@ def orphaned(folder: Path) -> list[Recovery]:
             continue  # its session is still running
         lock.unlock()
         try:
-            record = json.loads(file.read_text(encoding="utf-8"))
-            found.append(
-                Recovery(
-                    file,
-                    Path(record["original"]) if record.get("original") else None,
-                    datetime.fromisoformat(record["saved_at"]),
-                    Graph.from_dict(record["graph"]),
-                )
-            )
-        except (OSError, ValueError, KeyError, TypeError, GraphError):
-            file.unlink(missing_ok=True)  # unreadable: nothing we could offer
+            found.append(_read(file))
+        except Exception as err:  # noqa: BLE001 - a damaged file; see read_failure
+            unreadable.append(Unreadable(_set_aside(file), read_failure(file.name, err)))
     for lock_file in Path(folder).glob("autosave-*.lock"):
         if not lock_file.with_suffix(".json").exists():  # a dead session that never autosaved
             lock = QLockFile(str(lock_file))
             lock.setStaleLockTime(0)
             if lock.tryLock(0):
                 lock.unlock()  # removes the file
-    return sorted(found, key=lambda r: r.saved_at, reverse=True)
+    return sorted(found, key=lambda r: r.saved_at, reverse=True), unreadable
+
+
+def _read(file: Path) -> Recovery:
+    problem = unopenable(file)
+    if problem is not None:
+        raise OSError(problem.removeprefix(f"{file}: "))
+    record = json.loads(file.read_text(encoding="utf-8"))
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise ValueError("not a Trainbench recovery file")
+    original = record.get("original")
+    if original is not None and not isinstance(original, str):
+        raise ValueError("'original' must be a path")
+    saved_at = datetime.fromisoformat(record["saved_at"])
+    if saved_at.tzinfo is not None:  # ours are local and naive; others must sort among them
+        saved_at = saved_at.astimezone().replace(tzinfo=None)
+    return Recovery(file, Path(original) if original else None, saved_at, Graph.from_dict(record["graph"]))
+
+
+def _set_aside(file: Path) -> Path:
+    """Keep a file that could not be read, under a name that is not offered again."""
+    aside = file.with_name(file.name + UNREADABLE)
+    try:
+        os.replace(file, aside)
+    except OSError:
+        return file
+    file.with_suffix(".lock").unlink(missing_ok=True)
+    return aside

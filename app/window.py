@@ -1,6 +1,10 @@
 """The main window: Designer, Runs and Experiments areas as tabs, with the menus, toolbar and
 status bar built from the areas' shared QActions. Window state lives in QSettings.
 
+An area's toolbar and status-bar widgets show only while its tab does (`show_with_area`), and
+the designer's actions work only while it is on screen. The shortcuts dialog is generated from
+the window's QActions, so it lists every shortcut there is.
+
 Areas other than the Designer are imported and built the first time their tab is shown
 (`AREAS`): they bring pyqtgraph, numpy and the run store, which must not slow the first
 window down. Code that wires an area to the rest of the window connects to `area_created`
@@ -12,18 +16,24 @@ business state: the designer's document does.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
+from html import escape
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QActionGroup, QKeySequence
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractButton,
     QApplication,
+    QDialog,
+    QDialogButtonBox,
     QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
     QTabWidget,
+    QTextBrowser,
     QToolBar,
     QToolButton,
     QVBoxLayout,
@@ -35,7 +45,10 @@ from app import APP_NAME, icons, recovery, settings, theme
 from app.designer.area import DesignerArea
 from app.designer.document import GraphDocument
 from app.designer.files import FileActions
+from app.designer.interactions import GESTURES
+from app.designer.layout import layered_positions
 from engine import format as fmt
+from engine.errors import TrainbenchError
 from engine.graph import Analysis, Graph
 
 STATUS_MS = 6000
@@ -81,6 +94,7 @@ class MainWindow(QMainWindow):
         if self.doc.parent() is None:
             self.doc.setParent(self)
         self.db_path = db_path
+        self._area_widgets: dict[str, list[QWidget]] = {}
         self.designer = DesignerArea(self.doc)
         self.files = FileActions(self.doc, self, self.designer.view_size)
         self.autosaver = recovery.Autosaver(self.doc, settings.data_dir(), self)
@@ -94,17 +108,35 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_toolbar()
         self._build_status_bar()
+        self.show_with_area("Designer", self.toolbar, self.validity, self.zoom_label)
         self.doc.path_changed.connect(self._update_title)
         self.doc.dirty_changed.connect(self._update_title)
         self.doc.reset.connect(self.designer.view.fit)
         self._update_title()
         self.restore_settings()
+        self.tabs.currentChanged.connect(self._area_changed)
+        self._area_changed(self.tabs.currentIndex())
+        self.designer.canvas_sized.connect(self._lay_out_opening_model)
         self.area_created.connect(
             lambda name, area: name == "Runs" and area.set_model_provider(lambda: self.doc.graph.to_dict())
         )
         self.area_created.connect(
             lambda name, area: name == "Experiments" and self._connect_experiments(area)
         )
+        theme.style_window(self)  # a window made after a theme switch takes the current one
+
+    def _lay_out_opening_model(self) -> None:
+        """The model the window opened with, laid out for the canvas it turned out to have (a
+        template is laid out before the window knows its size). Only an untitled, untouched
+        one: the positions in a file, or ones the user made, are theirs."""
+        doc = self.doc
+        if doc.path is not None or doc.dirty or doc.undo_stack.count() or not doc.graph.nodes:
+            return
+        positions = layered_positions(doc.graph, self.designer.view_size())
+        if any(doc.graph.nodes[n].pos != p for n, p in positions.items()):
+            for n, p in positions.items():
+                doc.graph.nodes[n].pos = p
+            doc.replace(doc.graph)
 
     def _connect_experiments(self, experiments: QWidget) -> None:
         """A run cloned in Experiments opens in the run form; its model opens in the designer."""
@@ -116,8 +148,13 @@ class MainWindow(QMainWindow):
                 self.show_area("Runs")
 
         def open_model(graph: dict) -> None:
+            try:
+                model = Graph.from_dict(graph)
+            except TrainbenchError as err:
+                QMessageBox.warning(self, "Cannot open the run's model", str(err))
+                return
             if self.files.maybe_save():
-                self.doc.replace(Graph.from_dict(graph))
+                self.doc.replace(model)
                 self.show_area("Designer")
 
         experiments.clone_requested.connect(clone)
@@ -154,6 +191,21 @@ class MainWindow(QMainWindow):
         for i in range(self.tabs.count()):
             if self.tabs.tabText(i) == name:
                 self.tabs.setCurrentIndex(i)
+
+    def show_with_area(self, name: str, *widgets: QWidget) -> None:
+        """Show `widgets` (a toolbar, status-bar widgets) only while area `name` is current."""
+        self._area_widgets.setdefault(name, []).extend(widgets)
+        current = self.tabs.tabText(self.tabs.currentIndex())
+        for widget in widgets:
+            widget.setVisible(name == current)
+
+    def _area_changed(self, index: int) -> None:
+        current = self.tabs.tabText(index)
+        for name, widgets in self._area_widgets.items():
+            for widget in widgets:
+                widget.setVisible(name == current)
+        self.designer.set_active(current == "Designer")
+        self.statusBar().clearMessage()  # the last area's news
 
     def add_menu(self, title: str) -> QMenu:
         """A menu for an area, placed before Help."""
@@ -235,6 +287,7 @@ class MainWindow(QMainWindow):
         self.designer.view.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z:.0%}"))
         self.designer.status.connect(lambda text: bar.showMessage(text, STATUS_MS))
         self.files.status.connect(lambda text: bar.showMessage(text, STATUS_MS))
+        self.autosaver.failed.connect(lambda text: bar.showMessage(text, STATUS_MS))
         if self.doc.analysis is not None:
             self._show_validity(self.doc.analysis)
 
@@ -277,23 +330,39 @@ class MainWindow(QMainWindow):
             "<code>trainbench</code> command line.</p>",
         )
 
+    def shortcuts(self) -> dict[str, list[tuple[str, str]]]:
+        """Every keyboard shortcut in the window, by area: each QAction and button that has one
+        (areas not shown yet are built and loaded first, so theirs are listed too), then the
+        canvas gestures."""
+        for i in range(self.tabs.count()):
+            area = self.area(self.tabs.tabText(i))
+            if hasattr(area, "ensure_loaded"):
+                area.ensure_loaded()
+        tabs = [(self.tabs.tabText(i), self.tabs.widget(i)) for i in range(self.tabs.count())]
+
+        def section(obj: QObject) -> str:
+            while obj is not None and not isinstance(obj, QWidget):
+                obj = obj.parent()
+            return next((name for name, tab in tabs if obj is tab or tab.isAncestorOf(obj)), "General")
+
+        found: dict[str, list[tuple[str, str]]] = {"General": []}
+        found.update({name: [] for name, _ in tabs})
+        seen = set()
+        things = [*self.findChildren(QAction), *self.findChildren(QAbstractButton)]
+        for thing in things:
+            keys = thing.shortcuts() if isinstance(thing, QAction) else [thing.shortcut()]
+            keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in keys if _typable(k)]
+            # an action whose text changes (Undo names the step) says what it is in "title"
+            name = thing.property("title") or re.sub(r"&(.)", r"\1", thing.text() or thing.toolTip())
+            row = (name.rstrip("…").strip(), ", ".join(keys))
+            if keys and row not in seen:
+                seen.add(row)
+                found[section(thing)].append(row)
+        found["Designer canvas (mouse)"] = list(GESTURES)
+        return {name: rows for name, rows in found.items() if rows}
+
     def show_shortcuts(self) -> None:
-        d = self.designer.actions
-        rows = [(a.text().replace("&", ""), a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)) for a in (
-            d.undo, d.redo, d.cut, d.copy, d.paste, d.duplicate, d.delete, d.select_all, d.add_node,
-            d.set_output, d.edit_body, d.zoom_in, d.zoom_out, d.fit, d.auto_layout,
-        )]  # fmt: skip
-        rows += [
-            ("Pan", "Middle-drag, or Space + drag"),
-            ("Zoom", "Mouse wheel"),
-            ("Connect", "Drag from an output port to an input port"),
-            ("Move a connection", "Drag its input end elsewhere (drop on empty canvas to delete)"),
-            ("Nudge selection", "Arrow keys (Shift: one grid step)"),
-        ]
-        table = "".join(
-            f"<tr><td style='padding-right:16px'>{a}</td><td><b>{k}</b></td></tr>" for a, k in rows
-        )
-        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{table}</table>")
+        ShortcutsDialog(self.shortcuts(), self).show()
 
     # ------------------------------------------------------------ settings, recovery, closing
 
@@ -317,27 +386,36 @@ class MainWindow(QMainWindow):
         s.setValue("designer/state", self.designer.saveState())
 
     def offer_recovery(self) -> bool:
-        """After a crash, offer the newest recovery file; returns whether one was restored."""
-        found = recovery.orphaned(self.autosaver.folder)
-        if not found:
-            return False
-        newest = found[0]
-        what = newest.original.name if newest.original else f"the untitled model “{newest.graph.name}”"
-        answer = QMessageBox.question(
-            self,
-            "Recover unsaved changes?",
-            f"{APP_NAME} did not close properly. Recover your unsaved changes to {what} "
-            f"(autosaved {newest.saved_at:%Y-%m-%d %H:%M})?",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Discard,
-            QMessageBox.StandardButton.Yes,
-        )
-        restored = answer == QMessageBox.StandardButton.Yes
-        if restored:
-            self.doc.replace(newest.graph, newest.original, recovered=True)
-            self.autosaver.save_now()
+        """After a crash, offer the recovery files, newest first, until one is restored (the
+        rest wait for the next start; a discarded one is gone). Files that cannot be read are
+        reported and kept aside. Returns whether one was restored."""
+        found, unreadable = recovery.orphaned(self.autosaver.folder)
+        if unreadable:
+            lines = "\n".join(f"• {bad.reason}" for bad in unreadable[:10])
+            QMessageBox.warning(
+                self,
+                "Some unsaved changes cannot be recovered",
+                f"{len(unreadable)} recovery file{'s' if len(unreadable) != 1 else ''} could not be read "
+                f"and {'were' if len(unreadable) != 1 else 'was'} kept, renamed *{recovery.UNREADABLE}, "
+                f"in {self.autosaver.folder}:\n{lines}",
+            )
         for item in found:
+            what = item.original.name if item.original else f"the untitled model “{item.graph.name}”"
+            answer = QMessageBox.question(
+                self,
+                "Recover unsaved changes?",
+                f"{APP_NAME} did not close properly. Recover your unsaved changes to {what} "
+                f"(autosaved {item.saved_at:%Y-%m-%d %H:%M})?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Discard,
+                QMessageBox.StandardButton.Yes,
+            )
+            if answer == QMessageBox.StandardButton.Yes:
+                self.doc.replace(item.graph, item.original, recovered=True)
+                self.autosaver.save_now()
+                item.discard()
+                return True
             item.discard()
-        return restored
+        return False
 
     def closeEvent(self, event) -> None:
         built = [self.area(self.tabs.tabText(i), build=False) for i in range(self.tabs.count())]
@@ -349,3 +427,41 @@ class MainWindow(QMainWindow):
         self.autosaver.close()
         self.doc.close()
         event.accept()
+
+
+class ShortcutsDialog(QDialog):
+    """The shortcuts, one table per area; it stays open beside the window while you try them."""
+
+    def __init__(self, sections: dict[str, list[tuple[str, str]]], parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("shortcutsDialog")
+        self.setWindowTitle("Keyboard shortcuts")
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        html = "".join(
+            f"<h3>{escape(name)}</h3><table cellspacing='0' cellpadding='2'>"
+            + "".join(
+                f"<tr><td style='padding-right:18px'>{escape(what)}</td><td><b>{escape(keys)}</b></td></tr>"
+                for what, keys in rows
+            )
+            + "</table>"
+            for name, rows in sections.items()
+        )
+        self.text = QTextBrowser(objectName="shortcutsText")
+        self.text.setHtml(html)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.text)
+        layout.addWidget(buttons)
+        self.resize(560, 640)
+
+
+def _typable(keys: QKeySequence) -> bool:
+    """Whether a shortcut is typed on an ordinary keyboard: the platform's standard bindings
+    also list dedicated keys (a "Copy" or "Undo" key, a Sun keyboard's F14–F20) that would only
+    clutter the list."""
+    if keys.isEmpty():
+        return False
+    key = keys[0].key()
+    # Qt numbers the dedicated (media, office) keys from Key_Back on
+    return key < Qt.Key.Key_Back and not Qt.Key.Key_F12 < key <= Qt.Key.Key_F35

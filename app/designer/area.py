@@ -8,9 +8,9 @@ commands; it decides nothing about shapes or params, which the engine does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCursor, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QMessageBox
 
@@ -18,16 +18,20 @@ from app import icons
 from app.designer import clipboard, commands
 from app.designer.document import GraphDocument
 from app.designer.inspector import InspectorWidget
+from app.designer.interactions import Interactions
 from app.designer.items import NODE_H, NODE_W
 from app.designer.layout import COLUMN, layered_positions
 from app.designer.palette import PaletteWidget, QuickAdd
-from app.designer.scene import GraphScene, GraphView
+from app.designer.scene import GraphScene
 from app.designer.summary import SummaryPanel
+from app.designer.view import GRID, GraphView
 from engine.errors import GraphError
-from engine.graph import OPS, Graph
+from engine.graph import OPS, Edge, Graph
 from engine.graph.ops import categories
 
 Key = QKeySequence.StandardKey
+#: each paste or duplicate lands this far from the one before (or from the originals)
+PASTE_STEP = (2 * GRID, 2 * GRID)
 
 
 @dataclass
@@ -59,9 +63,13 @@ class DesignerActions:
     def view_actions(self) -> list[QAction]:
         return [self.zoom_in, self.zoom_out, self.fit, self.auto_layout]
 
+    def all(self) -> list[QAction]:
+        return [getattr(self, f.name) for f in fields(self)]
+
 
 class DesignerArea(QMainWindow):
     status = Signal(str)
+    canvas_sized = Signal()  # the panels have their first real size, and so has the canvas
 
     def __init__(self, doc: GraphDocument, parent=None):
         super().__init__(parent)
@@ -74,6 +82,7 @@ class DesignerArea(QMainWindow):
             doc.setParent(self)
         self.scene = GraphScene(doc, self)
         self.view = GraphView(self.scene)
+        self.interactions = Interactions(doc, self.scene, self.view, self)
         self.setCentralWidget(self.view)
         self.palette = PaletteWidget()
         self.inspector = InspectorWidget(doc)
@@ -83,26 +92,57 @@ class DesignerArea(QMainWindow):
             "inspector": self._dock("Properties", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea),
             "summary": self._dock("Model summary", self.summary, Qt.DockWidgetArea.BottomDockWidgetArea),
         }
-        self.resizeDocks(
-            [self.docks["palette"], self.docks["inspector"]], [210, 300], Qt.Orientation.Horizontal
-        )
-        self.resizeDocks([self.docks["summary"]], [190], Qt.Orientation.Vertical)
+        self._docks_sized = False  # by a restored state, or at the first show
         self.quick_add = QuickAdd(self)
         self._quick_target: tuple[QPointF, str | None] = (QPointF(), None)
+        self._last_paste: tuple[str, tuple[float, float], list[str]] | None = None  # text, shift, ids
+        self._active = True
         self.actions = self._make_actions()
 
         self.palette.op_activated.connect(lambda op: self.add_op(op))
-        self.view.op_dropped.connect(lambda op, pos: self.add_op(op, pos - QPointF(NODE_W / 2, NODE_H / 2)))
+        self.view.op_dropped.connect(self._dropped)
+        self.view.notice.connect(self.status)
         self.quick_add.chosen.connect(self._quick_chosen)
-        self.scene.message.connect(self.status)
+        self.interactions.message.connect(self.status)
+        self.interactions.refused.connect(self._refused)
+        self.interactions.connected.connect(self._connected)
+        self.interactions.dropped_from_output.connect(lambda src, pos: self.open_quick_add(pos, src))
         self.scene.selectionChanged.connect(self._selection_changed)
         self.scene.node_activated.connect(self._node_activated)
         self.scene.background_activated.connect(lambda pos: self.open_quick_add(pos))
-        self.scene.dropped_from_output.connect(lambda src, pos: self.open_quick_add(pos, src))
         self.scene.context_requested.connect(self._context_menu)
+        doc.reset.connect(self.view.clear_note)
         self.summary.node_selected.connect(self.reveal)
         self.inspector.edit_body_requested.connect(self.edit_body)
         self._selection_changed()
+
+    def restoreState(self, state, version: int = 0) -> bool:
+        restored = super().restoreState(state, version)
+        self._docks_sized |= restored
+        return restored
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if not self._docks_sized:
+            # once the window has its real size (a main window shares later growth out among
+            # the panels in proportion, so sizes set earlier end up wrong)
+            self._docks_sized = True
+            QTimer.singleShot(0, self._size_docks)
+
+    def _size_docks(self) -> None:
+        """Panels sized for the window: fixed widths left a 1024-pixel window half its canvas."""
+        if not self.isVisible():
+            return
+        w, h = self.width(), self.height()
+        self.resizeDocks(
+            [self.docks["palette"], self.docks["inspector"]],
+            [_within(w * 0.17, 180, 210), _within(w * 0.24, 240, 300)],
+            Qt.Orientation.Horizontal,
+        )
+        self.resizeDocks([self.docks["summary"]], [_within(h * 0.24, 130, 190)], Qt.Orientation.Vertical)
+        self.layout().activate()  # the canvas gets its size now, not at the next layout pass
+        self.canvas_sized.emit()
+        self.view.fit()
 
     def _dock(self, title: str, widget, area) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -134,9 +174,11 @@ class DesignerArea(QMainWindow):
         undo = stack.createUndoAction(self, "&Undo")
         undo.setShortcuts(QKeySequence.keyBindings(Key.Undo))
         undo.setIcon(icons.icon("undo"))
+        undo.setProperty("title", "Undo")  # its text names the step it undoes
         redo = stack.createRedoAction(self, "&Redo")
         redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         redo.setIcon(icons.icon("redo"))
+        redo.setProperty("title", "Redo")
         self.addActions([undo, redo])
         keys = QKeySequence
         return DesignerActions(
@@ -182,6 +224,18 @@ class DesignerArea(QMainWindow):
                 "Auto-&Layout", self.auto_layout, [keys("Ctrl+L")], "layout", "Arrange nodes left to right"
             ),
         )
+
+    def set_active(self, active: bool) -> None:
+        """Whether this area is the one on screen. Its actions, and so their shortcuts, work only
+        then: Delete or Ctrl+D on another tab must not edit a model out of sight (and would
+        clash with that tab's own Delete and Ctrl+D)."""
+        self._active = active
+        for action in [*self.actions.all(), *(d.toggleViewAction() for d in self.docks.values())]:
+            action.setEnabled(active)
+        if active:
+            self.actions.undo.setEnabled(self.doc.undo_stack.canUndo())
+            self.actions.redo.setEnabled(self.doc.undo_stack.canRedo())
+            self._selection_changed()
 
     def refresh_icons(self) -> None:
         """Re-tint the action icons after a theme change."""
@@ -280,31 +334,49 @@ class DesignerArea(QMainWindow):
         if part is None or not part.nodes:
             self.status.emit("The clipboard holds no Trainbench nodes")
             return
-        self._paste(part, "Paste")
+        key, last = part.to_json(), self._last_paste
+        if last is not None and last[0] == key and any(n in self.doc.graph.nodes for n in last[2]):
+            (dx, dy) = last[1]  # the same nodes again: one step on from the last paste
+            delta = (dx + PASTE_STEP[0], dy + PASTE_STEP[1])
+        else:
+            delta = self._paste_spot(part)
+        delta = self._paste(part, delta, "Paste")
+        self._last_paste = (key, delta, self.scene.selected_node_ids())
 
     def duplicate(self) -> None:
+        """A copy of the selection one step down and right of it; Ctrl+D again copies the copy,
+        so repeated duplicates walk on instead of stacking."""
         ids = self.scene.selected_node_ids()
         if ids:
-            self._paste(clipboard.fragment(self.doc.graph, ids), "Duplicate")
+            self._paste(clipboard.fragment(self.doc.graph, ids), PASTE_STEP, "Duplicate")
 
-    def _paste(self, part: Graph, text: str) -> None:
+    def _paste_spot(self, part: Graph) -> tuple[float, float]:
+        """Beside the originals while they are in sight, else in the middle of the view."""
         xs = [n.pos[0] for n in part.nodes.values()]
         ys = [n.pos[1] for n in part.nodes.values()]
-        visible = self.view.mapToScene(self.view.viewport().rect()).boundingRect()
-        if visible.contains(QPointF(min(xs), min(ys))):
-            dx, dy = 40.0, 40.0  # next to the originals
-        else:
-            center = self.view.visible_center()
-            dx, dy = (
-                center.x() - (min(xs) + max(xs) + NODE_W) / 2,
-                center.y() - (min(ys) + max(ys) + NODE_H) / 2,
-            )
-        taken = {n.pos for n in self.doc.graph.nodes.values()}
-        while any((x + dx, y + dy) in taken for x, y in (n.pos for n in part.nodes.values())):
-            dx, dy = dx + 40, dy + 40  # pasting again: step further instead of stacking
+        where = QRectF(min(xs), min(ys), max(xs) - min(xs) + NODE_W, max(ys) - min(ys) + NODE_H)
+        if self.view.visible_rect().intersects(where):
+            return PASTE_STEP
+        center = self.view.visible_center() - where.center()
+        return (round(center.x() / GRID) * GRID, round(center.y() / GRID) * GRID)
+
+    def _paste(self, part: Graph, delta: tuple[float, float], text: str) -> tuple[float, float]:
+        """Add `part` shifted by `delta`, stepping on while a copy would land on a node already
+        there; returns the shift used."""
+        near = GRID  # closer than this in both directions reads as "on top of"
+        taken = [n.pos for n in self.doc.graph.nodes.values()]
+        moved = [n.pos for n in part.nodes.values()]
+        dx, dy = delta
+        for _ in range(100):
+            if not any(
+                abs(x + dx - tx) < near and abs(y + dy - ty) < near for x, y in moved for tx, ty in taken
+            ):
+                break
+            dx, dy = dx + PASTE_STEP[0], dy + PASTE_STEP[1]
         command = commands.Paste(self.doc, part, (round(dx), round(dy)), text=text)
         self.doc.push(command)
         self.scene.select_nodes(command.node_ids)
+        return (round(dx), round(dy))
 
     def select_all(self) -> None:
         for item in self.scene.nodes.values():
@@ -354,10 +426,25 @@ class DesignerArea(QMainWindow):
 
     # ------------------------------------------------------------ reacting to the canvas
 
+    def _dropped(self, op: str, pos: QPointF) -> None:
+        if op in OPS:  # the palette's drag, not some other program's
+            self.add_op(op, pos - QPointF(NODE_W / 2, NODE_H / 2))
+
+    def _refused(self, reason: str, pos: QPointF) -> None:
+        text = f"Cannot connect: {reason}"
+        self.status.emit(text)
+        self.view.show_note(text, pos)
+
+    def _connected(self, edge: Edge) -> None:
+        self.view.clear_note()
+        self.status.emit(f"Connected {edge.src} → {edge.dst}")
+
     def _selection_changed(self) -> None:
         ids = self.scene.selected_node_ids()
         has_edges = bool(self.scene.selected_edges())
         self.inspector.show_node(ids[0] if len(ids) == 1 else None, len(ids))
+        if not self._active:
+            return
         a = self.actions
         for action in (a.cut, a.copy, a.duplicate):
             action.setEnabled(bool(ids))
@@ -391,3 +478,7 @@ class DesignerArea(QMainWindow):
             menu.addSeparator()
             menu.addActions([a.auto_layout, a.fit])
         menu.exec(screen)
+
+
+def _within(value: float, low: int, high: int) -> int:
+    return int(min(max(value, low), high))

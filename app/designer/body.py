@@ -4,7 +4,7 @@ SetParam on the Repeat node; cancelling leaves the model untouched."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QMessageBox, QVBoxLayout
 
@@ -51,7 +51,6 @@ class BodyDialog(QDialog):
         layout.addLayout(head)
         layout.addWidget(self.area, 1)
         layout.addLayout(foot)
-        self.area.resizeDocks([self.area.docks["summary"]], [150], Qt.Orientation.Vertical)
         self.resize(1280, 780)
         QTimer.singleShot(0, self.area.view.fit)
 

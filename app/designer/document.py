@@ -80,10 +80,6 @@ class GraphDocument(QObject):
             self.dirty_changed.emit(self.dirty)
         self._validator.run_now()
 
-    def load(self, path: str | Path) -> None:
-        """Open a graph file; raises the engine's DataError / GraphError with the reason."""
-        self.replace(Graph.load(path), Path(path))
-
     def save(self, path: str | Path | None = None) -> Path:
         path = Path(path) if path else self.path
         if path is None:

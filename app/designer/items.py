@@ -22,7 +22,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem
 
-from app import theme
+from app import richtext, theme
 from app.designer import display
 from engine import format as fmt
 from engine.graph import Edge, OpDef
@@ -166,15 +166,18 @@ class NodeItem(QGraphicsItem):
             edge.update_path()
 
     def _update_tooltip(self) -> None:
-        lines = [f"<b>{self.node_id}</b> — {self.op.name}", f"<i>{self.op.help}</i>"]
-        if self.errors:
-            lines += [f"<span style='color:{theme.current().error}'>⚠ {e}</span>" for e in self.errors]
+        lines = [f"<b>{self.node_id}</b> — {self.op.name}", f"<i>{richtext.html(self.op.help)}</i>"]
+        error = theme.current().error
+        lines += [f"<span style='color:{error}'>⚠ {richtext.html(e)}</span>" for e in self.errors]
         self.setToolTip("<br>".join(lines))
 
     # ------------------------------------------------------------ painting
 
     def body_rect(self) -> QRectF:
         return QRectF(0, 0, NODE_W, self.height)
+
+    def body_scene_rect(self) -> QRectF:
+        return self.body_rect().translated(self.pos())
 
     def boundingRect(self) -> QRectF:
         return QRectF(-8, -14, NODE_W + 22, self.height + 36)
@@ -304,23 +307,35 @@ class NodeItem(QGraphicsItem):
         painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
 
 
-def curve(p1: QPointF, p2: QPointF, target_top: float | None = None) -> QPainterPath:
-    """The path of an edge from an output port (p1) to an input port (p2).
+def curve(p1: QPointF, p2: QPointF, src: QRectF | None = None, dst: QRectF | None = None) -> QPainterPath:
+    """The path of an edge from an output port (p1) to an input port (p2); `src` and `dst` are
+    the two nodes' bodies, which a backward edge routes around.
 
-    Forward edges are S-curves; one that jumps over several nodes of its row arcs above them;
-    a backward edge (a wrapped layout's next band, or a hand-placed loop) drops down the right,
-    runs left through the gap above its target, and enters it from the left.
+    Forward edges are S-curves; one that jumps over several nodes of its row arcs above them.
+    A backward edge (a wrapped layout's next band, or a hand-placed loop) leaves its source to
+    the right, runs left through the free lane between the two nodes (or above both when they
+    share a row), and enters its target from the left, never crossing either body.
     """
     path = QPainterPath(p1)
     dx, dy = p2.x() - p1.x(), p2.y() - p1.y()
-    if dx >= 30 or target_top is None:
+    if dx >= 30 or dst is None:
         bend = max(50.0, abs(dx) * 0.5)
         lift = min(110.0, dx * 0.22) if dx > 1.6 * NODE_W + 60 and abs(dy) < 20 else 0.0
         path.cubicTo(QPointF(p1.x() + bend, p1.y() - lift), QPointF(p2.x() - bend, p2.y() - lift), p2)
         return path
-    run = target_top - 32
     r = 22.0
+    src = src if src is not None else QRectF(p1, p1)
+    if src.bottom() + 2 * r <= dst.top():
+        run = (src.bottom() + dst.top()) / 2  # the lane between a source above and its target
+    elif dst.bottom() + 2 * r <= src.top():
+        run = (dst.bottom() + src.top()) / 2
+    else:
+        run = min(src.top(), dst.top()) - 32  # side by side: over both
     right, left = p1.x() + r, p2.x() - r
+    if _crosses(right, p1.y(), run, dst):
+        right = dst.right() + r  # down the target's right side, not through it
+    if _crosses(left, run, p2.y(), src):
+        left = min(left, src.left() - r)
     down = 1 if run > p1.y() else -1  # from the source towards the run
     into = 1 if p2.y() > run else -1  # from the run towards the target
     path.quadTo(QPointF(right, p1.y()), QPointF(right, p1.y() + down * r))
@@ -331,6 +346,12 @@ def curve(p1: QPointF, p2: QPointF, target_top: float | None = None) -> QPainter
     path.lineTo(QPointF(left, p2.y() - into * r))
     path.quadTo(QPointF(left, p2.y()), p2)
     return path
+
+
+def _crosses(x: float, y1: float, y2: float, body: QRectF) -> bool:
+    """Whether the vertical segment x, y1..y2 passes through `body` (with room for the bend)."""
+    low, high = min(y1, y2), max(y1, y2)
+    return body.left() - 22 < x < body.right() + 22 and low < body.bottom() and high > body.top()
 
 
 class EdgeItem(QGraphicsItem):
@@ -345,7 +366,9 @@ class EdgeItem(QGraphicsItem):
         self.path = QPainterPath()
         self._label_rect = QRectF()
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
-        self.setZValue(0)
+        # Above the nodes: an edge that has to pass a node stays visible instead of vanishing
+        # under it (the route avoids its own two nodes; others may be in the way).
+        self.setZValue(1.5)
         self.setToolTip(f"{edge.src} → {edge.dst} (input {edge.port})")
         self.update_path()
 
@@ -358,7 +381,10 @@ class EdgeItem(QGraphicsItem):
     def update_path(self) -> None:
         self.prepareGeometryChange()
         self.path = curve(
-            self.src.out_port_pos(), self.dst.in_port_pos(self.edge.port), self.dst.scenePos().y()
+            self.src.out_port_pos(),
+            self.dst.in_port_pos(self.edge.port),
+            self.src.body_scene_rect(),
+            self.dst.body_scene_rect(),
         )
         self._place_label()
 
@@ -403,20 +429,25 @@ class EdgeItem(QGraphicsItem):
 
 
 class PendingEdgeItem(QGraphicsItem):
-    """The curve following the cursor while the user drags a new connection."""
+    """The curve following the cursor while the user drags a new connection. Over a node it
+    takes the route the edge will have, so what you see is what a release makes."""
 
-    def __init__(self, anchor: QPointF, from_output: bool):
+    def __init__(self, anchor: QPointF, from_output: bool, anchor_body: QRectF):
         super().__init__()
-        self.anchor, self.from_output = anchor, from_output
+        self.anchor, self.from_output, self.anchor_body = anchor, from_output, anchor_body
         self.state: str | None = None
         self.path = QPainterPath()
         self.setZValue(3)
         self.set_end(anchor)
 
-    def set_end(self, end: QPointF, state: str | None = None) -> None:
+    def set_end(self, end: QPointF, state: str | None = None, other_body: QRectF | None = None) -> None:
+        """Follow the cursor at `end`; `other_body` is the node under it, if any."""
         self.prepareGeometryChange()
         self.state = state
-        self.path = curve(self.anchor, end) if self.from_output else curve(end, self.anchor)
+        if self.from_output:
+            self.path = curve(self.anchor, end, self.anchor_body, other_body)
+        else:
+            self.path = curve(end, self.anchor, other_body, self.anchor_body)
 
     def boundingRect(self) -> QRectF:
         return self.path.boundingRect().adjusted(-4, -4, 4, 4)

@@ -1,6 +1,7 @@
 """Auto-layout: left to right by topological depth, each column ordered to follow its inputs,
 and long models wrapped into bands (like lines of text) so that they fit the view at a
-readable zoom instead of becoming one thin strip.
+readable zoom instead of becoming one thin strip. A model too large to fit whole at the
+readable zoom is wrapped to the view's width at that zoom, so it reads down like a page.
 
 Positions only, so this is a view concern and lives in the app; the command that applies it
 is an ordinary undoable move.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import math
 
 from app.designer.items import NODE_W
+from app.designer.view import READABLE_ZOOM
 from engine.graph import Graph
 
 COLUMN = NODE_W + 92.0  # room between nodes for an edge's shape label
@@ -22,7 +24,9 @@ def layered_positions(
     graph: Graph, view: tuple[float, float] | None = None
 ) -> dict[str, tuple[float, float]]:
     """Positions for every node. With `view` (the canvas size in pixels), columns wrap into the
-    fewest evenly filled bands that show the model nearly as large as the best wrapping does."""
+    fewest evenly filled bands that show the model nearly as large as the best wrapping does;
+    when even the best would be below the readable zoom, into bands as wide as the view at
+    that zoom."""
     columns = _columns(graph)
     if not columns:
         return {}
@@ -31,7 +35,10 @@ def layered_positions(
         n = len(columns)
         options = [math.ceil(n / bands) for bands in range(1, n + 1)]
         best = max(_fit_scale(columns, k, view) for k in options)
-        wrap = next(k for k in options if _fit_scale(columns, k, view) >= 0.75 * best)
+        if best >= READABLE_ZOOM:
+            wrap = next(k for k in options if _fit_scale(columns, k, view) >= 0.75 * best)
+        else:
+            wrap = next((k for k in options if _width(k, n) * READABLE_ZOOM <= view[0]), 1)
     positions: dict[str, tuple[float, float]] = {}
     top = 0.0
     for start in range(0, len(columns), wrap):
@@ -75,9 +82,14 @@ def _columns(graph: Graph) -> list[list[str]]:
 def _fit_scale(columns: list[list[str]], wrap: int, view: tuple[float, float]) -> float:
     """The zoom at which the layout fits the view (never above 1: the view does not magnify)."""
     bands = [columns[i : i + wrap] for i in range(0, len(columns), wrap)]
-    width = (min(wrap, len(columns)) - 1) * COLUMN + NODE_W + 80
+    width = _width(wrap, len(columns))
     height = sum(max(len(c) for c in b) * ROW for b in bands) + (len(bands) - 1) * BAND_GAP + 80
     return min(view[0] / width, view[1] / height, 1.0)
+
+
+def _width(wrap: int, n_columns: int) -> float:
+    """The width of a layout of n columns wrapped every `wrap`, with the fit's margins."""
+    return (min(wrap, n_columns) - 1) * COLUMN + NODE_W + 80
 
 
 def _mean(values: list[float], default: float) -> float:

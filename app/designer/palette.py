@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import icons, theme
+from app import icons, richtext, theme
 from engine.graph.ops import OPS, OpDef, categories
 
 OP_MIME = "application/x-trainbench-op"
@@ -46,8 +46,9 @@ def matches(op: OpDef, text: str) -> bool:
 
 def _tooltip(op: OpDef) -> str:
     ins = "any number of" if op.variadic else str(op.max_inputs)
-    params = "".join(f"<br>• <b>{f.name}</b>: {f.help}" for f in op.params)
-    return f"<b>{op.name}</b> <i>({op.category}, {ins} input{'s' if ins != '1' else ''})</i><br>{op.help}{params}"
+    params = "".join(f"<br>• <b>{f.name}</b>: {richtext.html(f.help)}" for f in op.params)
+    head = f"<b>{op.name}</b> <i>({op.category}, {ins} input{'s' if ins != '1' else ''})</i>"
+    return f"{head}<br>{richtext.html(op.help)}{params}"
 
 
 class _OpTree(QTreeWidget):
@@ -179,7 +180,7 @@ class QuickAdd(QFrame):
         for op in ops:
             item = QListWidgetItem(swatch(op.category), f"{op.name}")
             item.setData(_OP_ROLE, op.name)
-            item.setToolTip(op.help)
+            item.setToolTip(richtext.tooltip(op.help))
             self.list.addItem(item)
         if ops:
             self.list.setCurrentRow(0)

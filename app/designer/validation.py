@@ -4,6 +4,9 @@ Edits made in one event-loop turn (a paste, a macro, an undo of many nodes) are 
 one run. Small graphs are analysed on the UI thread at once; large ones on a worker thread from
 a snapshot, and only the newest result is delivered (latest-result-wins), so a burst of edits
 costs one stale run at most.
+
+A graph from a file is untrusted: should the analysis itself fail on it, the failure becomes
+the analysis's one problem, shown like any other, instead of an exception in the event loop.
 """
 
 from __future__ import annotations
@@ -17,6 +20,15 @@ ASYNC_NODES = 200
 #: ...a moment after the last edit, so a burst of edits (a drag of many connections, typing)
 #: costs one run, and the worker does not compete with the edit itself for the interpreter
 ASYNC_DELAY_MS = 60
+
+
+def safe_analyze(graph: Graph, input_type: TensorType | None = None) -> Analysis:
+    """`analyze`, with a failure of the analysis reported as a problem of the model."""
+    try:
+        return analyze(graph, input_type)
+    except Exception as err:  # noqa: BLE001 - any engine failure on a hostile graph
+        message = f"the model could not be analysed ({type(err).__name__}: {str(err)[:300]})"
+        return Analysis(graph, {}, [], None, [("", message)])
 
 
 def snapshot(graph: Graph) -> Graph:
@@ -39,7 +51,7 @@ class _Job(QRunnable):
         self.generation, self.graph, self.input_type, self.relay = generation, graph, input_type, relay
 
     def run(self) -> None:
-        self.relay.done.emit(self.generation, analyze(self.graph, self.input_type))
+        self.relay.done.emit(self.generation, safe_analyze(self.graph, self.input_type))
 
 
 class Validator(QObject):
@@ -69,7 +81,7 @@ class Validator(QObject):
         self._generation += 1
         graph = self._graph_of()
         if force_sync or len(graph.nodes) <= ASYNC_NODES:
-            self.analyzed.emit(analyze(graph, self.input_type))
+            self.analyzed.emit(safe_analyze(graph, self.input_type))
             return
         self._pool.clear()  # queued jobs are stale now; a running one finishes and is dropped
         self._pool.start(_Job(self._generation, snapshot(graph), self.input_type, self._relay))

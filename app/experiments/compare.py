@@ -1,13 +1,16 @@
 """Side-by-side comparison of the selected runs: one plot per metric with the runs overlaid in
-their colours, a shared legend that hides and shows runs, and the hyperparameter table.
+their colours (the app's one `MetricPlot`, so curves are smoothed, marked and ranged as in the
+live monitor), a shared legend that hides and shows runs, the x axis by step, epoch, wall-clock
+or relative time, and the hyperparameter table.
 
 Reads the store directly (series are numpy arrays, ~2 ms per 100,000 points) on the UI thread:
-twenty runs of 100,000 points per curve open well within a second (see
+twenty runs of 100,000 points per curve open within a second (see
 tests/benchmarks/bench_experiments.py), so a worker thread would only add latency.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +37,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.experiments.colors import run_color
-from app.experiments.curves import X_MODES, MetricPlot, RunSeries
 from app.experiments.hparams import CompareTableModel
 from app.experiments.legend import RunLegend
+from app.plots import DENSE_POINTS, MetricPlot, noisy
+from app.plots.axes import X_MODES
 from engine.compare import compare_table
 from engine.errors import StoreError
 
@@ -45,6 +49,34 @@ EPOCH_KEY = "train/epoch"
 ORDER = ("train/loss", "val/loss", "val/accuracy", "val/perplexity", "val/rmse")
 GROUPS = ("train/", "val/", "perf/", "sys/")
 PLOT_WIDTH = 520  # the grid puts as many columns as fit this width
+PLOT_HEIGHT = 240
+
+
+@dataclass
+class RunSeries:
+    """One run's points for one metric, as the store holds them, and x in each x-axis mode."""
+
+    run_id: int
+    name: str
+    steps: np.ndarray
+    values: np.ndarray
+    walls: np.ndarray
+    start: float | None = None  # the run's start (relative time counts from here)
+    epochs: np.ndarray | None = None  # fractional epoch at each step, when the run logged train/epoch
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} #{self.run_id}"
+
+    def x_for(self, mode: str) -> np.ndarray:
+        if mode == "epoch" and self.epochs is not None:
+            return self.epochs
+        if mode == "wall":
+            return self.walls
+        if mode == "relative":
+            start = self.start if self.start is not None else (self.walls[0] if len(self.walls) else 0.0)
+            return self.walls - start
+        return self.steps.astype(np.float64)
 
 
 def metric_order(key: str) -> tuple:
@@ -75,7 +107,9 @@ class CompareView(QWidget):
         self.smoothing.setValue(60)
         self.smoothing.setFixedWidth(140)
         self.smoothing.setToolTip(
-            "Exponential moving average, as TensorBoard smooths; the raw curve stays faint behind"
+            "Exponential moving average, as TensorBoard smooths; the raw curve stays faint behind."
+            f" Series of fewer than {DENSE_POINTS} points (evaluations) are drawn raw, point by"
+            " point: smoothing a few values would shift them and could reorder the runs."
         )
         self.smoothing_label = QLabel("0.60", objectName="subtle")
         self.smoothing_label.setFixedWidth(32)
@@ -164,7 +198,7 @@ class CompareView(QWidget):
 
         self.x_axis.currentIndexChanged.connect(lambda _i: self.set_x_mode(self.x_axis.currentData()))
         self.smoothing.valueChanged.connect(self._smoothing_changed)
-        self.log_y.toggled.connect(lambda on: [p.set_log_y(on) for p in self.plots.values()])
+        self.log_y.toggled.connect(self._log_y_toggled)
         self.metric_filter.textChanged.connect(lambda _t: self._layout_plots())
         self.legend.toggled.connect(self._run_toggled)
         self.only_diff.toggled.connect(self.table_model.set_only_differences)
@@ -213,9 +247,10 @@ class CompareView(QWidget):
         for key in keys:
             plot = self.plots.get(key)
             if plot is None:
-                plot = self.plots[key] = MetricPlot(key)
-                plot.hovered.connect(lambda x, src=plot: self._hovered(src, x))
-            plot.set_series([])
+                plot = self.plots[key] = MetricPlot(key, legend=False)
+                plot.setMinimumHeight(PLOT_HEIGHT)
+                plot.hover_changed.connect(lambda x, src=plot: self._hovered(src, x))
+            plot.clear()
         self.plots = {k: self.plots[k] for k in keys}
         self._layout_plots()
 
@@ -225,9 +260,9 @@ class CompareView(QWidget):
             return
         self.grid.activate()
         view = self.plot_scroll.viewport().rect().translated(0, self.plot_scroll.verticalScrollBar().value())
-        for plot in self.visible_plots():
-            if plot.key not in self._series and plot.geometry().intersects(view):
-                self.populate(plot.key)
+        for key, plot in self.visible_plots().items():
+            if key not in self._series and plot.geometry().intersects(view):
+                self.populate(key)
 
     def populate(self, key: str) -> None:
         """Read `key` for every run and hand the curves to its plot."""
@@ -239,28 +274,22 @@ class CompareView(QWidget):
             if key in self._summaries.get(run["id"], {}):
                 steps, values, walls = self.store.series(run["id"], key)
                 series.append(
-                    RunSeries(
-                        run["id"],
-                        run["name"],
-                        run_color(run["id"]),
-                        steps,
-                        values,
-                        walls,
-                        start=run["started_at"],
-                    )
+                    RunSeries(run["id"], run["name"], steps, values, walls, start=run["started_at"])
                 )
         self._series[key] = series
         if mode == "epoch":
             self._load_epochs()
             self._attach_epochs(series)
         plot = self.plots[key]
-        plot.weight = self.weight
+        plot.set_smoothing(self.weight)
         plot.set_x_mode(mode)
         plot.set_log_y(self.log_y.isChecked())
-        plot.set_series(series)
         hidden = set(self.legend.chips) - set(self.legend.visible_ids())
-        for rid in hidden:
-            plot.set_run_visible(rid, False)
+        for s in series:
+            plot.add_curve(s.run_id, s.label, run_color(s.run_id), smooth=noisy(key))
+            plot.set_data(s.run_id, s.x_for(mode), s.values)
+            plot.set_curve_visible(s.run_id, s.run_id not in hidden)
+        plot.refresh()
 
     def populate_all(self) -> None:
         for key in self.plots:
@@ -293,33 +322,45 @@ class CompareView(QWidget):
             self._load_epochs()
             for series in self._series.values():
                 self._attach_epochs(series)
-        for plot in self.plots.values():
+        for key, plot in self.plots.items():
             plot.set_x_mode(mode)
+            for s in self._series.get(key, ()):
+                plot.set_data(s.run_id, s.x_for(mode), s.values)
+            plot.auto_range()
+            plot.refresh()
 
     def _smoothing_changed(self, value: int) -> None:
         self.smoothing_label.setText(f"{value / 100:.2f}")
         for plot in self.plots.values():
             plot.set_smoothing(value / 100)
+            plot.refresh()
+
+    def _log_y_toggled(self, on: bool) -> None:
+        for plot in self.plots.values():
+            plot.set_log_y(on)
+            plot.refresh()
 
     def _run_toggled(self, run_id: int, visible: bool) -> None:
         for plot in self.plots.values():
-            plot.set_run_visible(run_id, visible)
+            plot.set_curve_visible(run_id, visible)
 
     def _hovered(self, source: MetricPlot, x) -> None:
+        """The other plots follow the hovered one: the same x, their dots, no readout."""
         for plot in self.plots.values():
             if plot is not source:
-                plot.show_cursor(x)
+                plot.show_hover(x, readout=False)
 
     # ------------------------------------------------------------ layout
 
-    def visible_plots(self) -> list[MetricPlot]:
+    def visible_plots(self) -> dict[str, MetricPlot]:
+        """The plots the metric filter lets through, by metric key."""
         words = self.metric_filter.text().lower().split()
-        return [p for k, p in self.plots.items() if all(w in k.lower() for w in words)]
+        return {k: p for k, p in self.plots.items() if all(w in k.lower() for w in words)}
 
     def _layout_plots(self) -> None:
         while self.grid.count():
             self.grid.takeAt(0)
-        shown = self.visible_plots()
+        shown = list(self.visible_plots().values())
         columns = max(1, min(3, self.plot_scroll.viewport().width() // PLOT_WIDTH))
         self._columns = columns
         for plot in self.plots.values():
@@ -355,9 +396,9 @@ class CompareView(QWidget):
             if not folder:
                 return []
         out = []
-        for plot in self.visible_plots():
-            self.populate(plot.key)
-            path = Path(folder) / f"{plot.key.replace('/', '_')}.{fmt}"
+        for key, plot in self.visible_plots().items():
+            self.populate(key)
+            path = Path(folder) / f"{key.replace('/', '_')}.{fmt}"
             plot.export(str(path))
             out.append(path)
         return out

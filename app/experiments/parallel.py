@@ -9,6 +9,8 @@ dozen draw calls, not 10,000.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
@@ -30,12 +32,32 @@ from app.experiments.catalog import RunCatalog
 from app.experiments.colors import run_color
 from app.experiments.columns import column_title
 from app.experiments.deferred import DeferredRows
-from app.experiments.plot_export import export_button, save_plot
+from app.plots.export import export_button, save_plot
+from app.plots.ticks import nice_ticks, tick_labels
+from engine import format as fmt
 from engine.compare import metric_goal
 
 BINS = 12
 MAX_HIGHLIGHT = 60  # selected runs drawn in their own colour, on top
 PICK_DISTANCE = 0.035  # of the axis height
+TICKS = 5  # about this many labels on a numeric axis
+
+
+def axis_ticks(axis: fields.Axis) -> list[tuple[float, str]]:
+    """(position in [0, 1], label) along an axis: every category; for numbers, round values
+    (`ticks.nice_ticks`) labelled so that no two read alike, or on a log axis the powers of ten;
+    one tick where every run has the same value."""
+    if axis.categories is not None:
+        return axis.ticks()
+    lo, hi = axis.lo, axis.hi
+    if hi == lo:
+        return [(0.5, fmt.value(10**lo if axis.log else lo))]
+    if axis.log:
+        decades = list(range(math.ceil(lo - 1e-9), math.floor(hi + 1e-9) + 1))
+        thin = max(1, -(-len(decades) // TICKS))
+        return [((k - lo) / (hi - lo), tick_labels([10.0**k], 10.0**k)[0]) for k in decades[::thin]]
+    step, values = nice_ticks(lo, hi, TICKS)
+    return [((v - lo) / (hi - lo), label) for v, label in zip(values, tick_labels(values, step), strict=True)]
 
 
 class _BrushBox(pg.ViewBox):
@@ -204,9 +226,6 @@ class ParallelCoordinates(DeferredRows, QWidget):
                 keep &= (pos[:, k] >= lo) & (pos[:, k] <= hi)
         return keep
 
-    def _theme_changed(self, _theme) -> None:
-        self.redraw()
-
     def redraw(self) -> None:
         for item in self._items + self._highlight + list(self._brush_items.values()):
             self.plot.removeItem(item)
@@ -247,7 +266,7 @@ class ParallelCoordinates(DeferredRows, QWidget):
             title = pg.TextItem(axis.title + (" (log)" if axis.log else ""), color=t.text, anchor=(0.5, 1.0))
             title.setPos(k, 1.02)
             self._add(title)
-            for y, label in axis.ticks():
+            for y, label in axis_ticks(axis):
                 fill = QColor(t.panel)
                 fill.setAlpha(200)
                 tick = pg.TextItem(label, color=t.subtext, anchor=(1.0, 0.5), fill=fill)

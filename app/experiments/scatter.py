@@ -30,7 +30,9 @@ from app.experiments.catalog import RunCatalog
 from app.experiments.colors import run_color
 from app.experiments.columns import column_title
 from app.experiments.deferred import DeferredRows
-from app.experiments.plot_export import export_button, save_plot
+from app.plots.axes import PaddedViewBox, ValueAxis
+from app.plots.export import export_button, save_plot
+from engine import format as fmt
 from engine.compare import metric_goal, pareto_front
 
 DOT = 9
@@ -38,8 +40,9 @@ DOT_SELECTED = 14
 X_DEFAULTS = ("summary:params", "summary:flops", "summary:latency_ms", "spec:optim.lr")
 
 
-class _SelectBox(pg.ViewBox):
-    """Left-drag draws a selection rectangle (instead of panning); the wheel still zooms."""
+class _SelectBox(PaddedViewBox):
+    """Left-drag draws a selection rectangle (instead of panning); the wheel still zooms. Runs
+    that all share a value (every pruned child's parameter count) get a padded range around it."""
 
     def __init__(self, owner: TradeoffScatter):
         super().__init__()
@@ -111,12 +114,12 @@ class TradeoffScatter(DeferredRows, QWidget):
         bar.addWidget(export_button(self, self.export, "scatter"))
 
         self.view = _SelectBox(self)
-        self.plot = pg.PlotWidget(viewBox=self.view)
+        self.plot = pg.PlotWidget(
+            viewBox=self.view, axisItems={"left": ValueAxis("left"), "bottom": ValueAxis("bottom")}
+        )
         self.plot.setMinimumHeight(200)
         self.plot.setBackground(theme.current().panel)  # before the first (deferred) build
         self.plot.showGrid(x=True, y=True, alpha=0.12)
-        for name in ("left", "bottom"):
-            self.plot.getAxis(name).enableAutoSIPrefix(False)
         self.dots = pg.ScatterPlotItem(hoverable=True, tip=self._tip)
         self.dots.setZValue(10)
         self.dots.sigClicked.connect(self._dot_clicked)
@@ -206,9 +209,6 @@ class TradeoffScatter(DeferredRows, QWidget):
             metric_goal(yc.split(":", 1)[1]) if yc else None,
         )
 
-    def _theme_changed(self, _theme) -> None:
-        self.redraw()
-
     def redraw(self) -> None:
         t = theme.current()
         self.plot.setBackground(t.panel)
@@ -273,7 +273,7 @@ class TradeoffScatter(DeferredRows, QWidget):
         row = c.index.get(int(data))
         name = c.rows["name"][row] if row is not None else ""
         xc, yc = self.x_box.currentData(), self.y_box.currentData()
-        return f"#{data} {html.escape(name)}\n{_title(xc)}: {x:.4g}\n{_title(yc)}: {y:.4g}"
+        return f"#{data} {html.escape(name)}\n{_title(xc)}: {fmt.value(x)}\n{_title(yc)}: {fmt.value(y)}"
 
     # ------------------------------------------------------------ selecting
 

@@ -1,17 +1,21 @@
-"""Reusable plotting for live and recorded metrics: `CurveBuffer` (growing series with a min/max
-pyramid), `MetricPlot` (several curves, smoothing, log-y, hover), `debiased_ema`, sparklines."""
+"""Plotting for live and recorded metrics, one family for the whole app: `CurveBuffer`
+(growing series with a min/max pyramid), `MetricPlot` (curves, smoothing, markers for sparse
+series, padded degenerate ranges, x-axis modes, hover readout), `debiased_ema`, tick helpers,
+sparklines and PNG/SVG export."""
 
 from app.plots.buffer import CurveBuffer
-from app.plots.metric_plot import PALETTE, MetricPlot, format_value
-from app.plots.smoothing import EmaState, debiased_ema
+from app.plots.metric_plot import PALETTE, Curve, MetricPlot
+from app.plots.smoothing import DENSE_POINTS, EmaState, debiased_ema, noisy
 from app.plots.sparkline import paint_sparkline
 
 __all__ = [
+    "DENSE_POINTS",
     "PALETTE",
+    "Curve",
     "CurveBuffer",
     "EmaState",
     "MetricPlot",
     "debiased_ema",
-    "format_value",
+    "noisy",
     "paint_sparkline",
 ]

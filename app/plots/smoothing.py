@@ -7,6 +7,10 @@ where the data starts. Non-finite values pass through unsmoothed and leave the a
 The recurrence runs in numpy blocks (a closed form per block, the state carried between
 blocks), so smoothing a million points takes milliseconds without scipy, and a live curve is
 extended point batch by point batch from the returned state.
+
+Smoothing is for dense, noisy per-step signals. A series of fewer than `DENSE_POINTS` points
+(evaluations, one-off measurements) is drawn raw: an EMA of 0.6 over eight evaluations lags
+them by several evaluations, enough to put the worse of two runs below the better one.
 """
 
 from __future__ import annotations
@@ -17,6 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 
 MAX_WEIGHT = 0.999
+DENSE_POINTS = 50  # a series with fewer points is never smoothed (see above)
+NOT_NOISY = ("val/", "sys/", "teacher/")  # evaluations and samples: exact, or averaged already
+EXACT = ("train/lr", "train/epoch")  # schedules: what the run did, to the digit
+
+
+def noisy(key: str) -> bool:
+    """Whether a metric is a per-step signal that smoothing helps to read (train/loss, perf/*)
+    rather than an evaluation, a resource sample or a schedule, which are drawn as they are."""
+    return not key.startswith(NOT_NOISY) and key not in EXACT
 
 
 @dataclass(frozen=True)

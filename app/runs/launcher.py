@@ -151,7 +151,8 @@ class RunLauncher(QObject):
         if live.status not in FINAL:  # no run_ended event: killed, crashed, or never started
             if live.run_id is not None:
                 try:
-                    row = self.store.get_run(live.run_id)  # reaps: a dead pid becomes crashed
+                    self.store.reap()  # its pid is dead: the row says crashed from here on
+                    row = self.store.get_run(live.run_id)
                 except StoreError:
                     row = None
                 if row is not None:

@@ -44,13 +44,13 @@ class LiveRun(QObject):
         self.pid: int | None = None
         self.started_at: float | None = None  # unix seconds
         self.ended_at: float | None = None
-        # progress, as of the last progress event (elapsed/ETA are extrapolated from then)
+        # progress, as of the last progress event (elapsed/ETA tick on from then while running)
         self.step = 0
         self.total_steps: int | None = None
         self.epoch: float | None = None
-        self.elapsed_s: float | None = None
+        self.elapsed_s: float | None = None  # the run's active life, across stops and resumes
         self.eta_s: float | None = None
-        self._progress_at: float | None = None  # monotonic time of the last progress
+        self._progress_at: float | None = None  # monotonic time elapsed_s/eta_s were true at
         self.resumed_from: int | None = None
         self.series: dict[str, CurveBuffer] = {}
         self.logs: list[LogLine] = []
@@ -77,21 +77,25 @@ class LiveRun(QObject):
         return min(1.0, self.step / self.total_steps)
 
     def elapsed(self) -> float | None:
-        """Seconds of training so far, ticking between progress events while live."""
+        """Seconds of the run's active life — the engine's count, kept across stops and resumes
+        (`elapsed_s` of its progress events, or the store's summary once it has ended) — ticking
+        between events while it runs. None until the engine has said."""
+        if not self.live and self.summary.get("elapsed_s") is not None:
+            return float(self.summary["elapsed_s"])
         if self.elapsed_s is None:
-            if self.started_at is None:
-                return None
-            end = self.ended_at if (self.ended_at and not self.live) else time.time()
-            return max(0.0, end - self.started_at)
-        if self.live and self._progress_at is not None and self.status == "running":
-            return self.elapsed_s + (time.monotonic() - self._progress_at)
-        return self.elapsed_s
+            return None
+        return self.elapsed_s + self._ticked()
 
     def eta(self) -> float | None:
         if self.eta_s is None or not self.live:
             return None
-        since = time.monotonic() - self._progress_at if self._progress_at is not None else 0.0
-        return max(0.0, self.eta_s - since)
+        return max(0.0, self.eta_s - self._ticked())
+
+    def _ticked(self) -> float:
+        """Seconds since the last progress, while the run trains (a stopped run's clock stands)."""
+        if self.status != "running" or self._progress_at is None:
+            return 0.0
+        return time.monotonic() - self._progress_at
 
     def headline(self) -> tuple[str, float] | None:
         """The metric a run is judged by (`engine.compare.headline`), from the newest point of
@@ -108,6 +112,11 @@ class LiveRun(QObject):
         if error is not None:
             self.error = error
         if status != self.status:
+            if self.elapsed_s is not None:  # the clock stands while not running, and restarts
+                ticked = self._ticked()
+                self.elapsed_s += ticked
+                self.eta_s = None if self.eta_s is None else max(0.0, self.eta_s - ticked)
+                self._progress_at = time.monotonic()
             self.status = status
             if status in FINAL and self.ended_at is None:
                 self.ended_at = time.time()

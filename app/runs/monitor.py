@@ -4,6 +4,11 @@ Plots appear as metric keys appear, grouped (losses together, validation metrics
 rate, throughput, memory, GPU), so whatever a task logs is shown. Nothing here redraws on an
 event: the Runs area's one timer calls `refresh()` about ten times a second, which redraws only
 what changed since the last tick.
+
+Elapsed time and ETA are the run's own (`LiveRun.elapsed`, `eta`): its whole active life as the
+engine counts it, across stops and resumes, never this window's idea of when it started. The
+log wraps long lines under their text, so timestamps stay in one column and nothing scrolls
+sideways.
 """
 
 from __future__ import annotations
@@ -12,27 +17,36 @@ import html
 import re
 import time
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFontDatabase, QTextCursor
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QFontDatabase,
+    QFontMetricsF,
+    QTextBlockFormat,
+    QTextCharFormat,
+    QTextCursor,
+    QTextOption,
+)
 from PySide6.QtWidgets import (
     QCheckBox,
     QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
-    QPlainTextEdit,
     QProgressBar,
     QPushButton,
     QScrollArea,
     QSlider,
     QSplitter,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
 
 from app import theme
-from app.plots import PALETTE, MetricPlot, format_value
+from app.plots import DENSE_POINTS, PALETTE, MetricPlot, noisy
 from app.runs.live import LiveRun
+from engine import format as fmt
 from engine.store import RESUMABLE
 
 LOG_SHOWN = 5000  # lines kept in the console (the run's log file has them all)
@@ -48,31 +62,36 @@ _PERF_TITLES = {"samples_per_s": "Throughput (samples/s)", "tokens_per_s": "Thro
 
 
 def plot_group(key: str) -> tuple[str, str, int, bool] | None:
-    """(group id, title, order, smoothed) of the plot a metric key is drawn in; None: not plotted."""
+    """(group id, title, order, smoothed) of the plot a metric key is drawn in; None: not plotted.
+    Smoothed: per-step signals only (`app.plots.noisy`); evaluations average the whole
+    validation split and a schedule is exact, so smoothing them would only delay them."""
+    group = _group(key)
+    return None if group is None else (*group, noisy(key))
+
+
+def _group(key: str) -> tuple[str, str, int] | None:
     prefix, _, name = key.partition("/")
     if key == "train/epoch":
         return None  # shown in the progress line
-    if key == "train/loss":
-        return "loss", "Loss", 0, True
-    if key == "val/loss":
-        return "loss", "Loss", 0, False
-    if prefix == "val":  # evaluations average the whole validation split: smoothing would only delay them
-        return f"val:{name}", _VAL_TITLES.get(name, f"Validation {name.replace('_', ' ')}"), 1, False
+    if key in ("train/loss", "val/loss"):
+        return "loss", "Loss", 0
+    if prefix == "val":
+        return f"val:{name}", _VAL_TITLES.get(name, f"Validation {name.replace('_', ' ')}"), 1
     if key == "train/lr":
-        return "lr", "Learning rate", 2, False
+        return "lr", "Learning rate", 2
     if prefix == "perf":
-        return f"perf:{name}", _PERF_TITLES.get(name, name.replace("_", " ").capitalize()), 3, True
+        return f"perf:{name}", _PERF_TITLES.get(name, name.replace("_", " ").capitalize()), 3
     if re.fullmatch(r"sys/gpu\d+_util", key):
-        return "gpu_util", "GPU utilization (%)", 4, False
+        return "gpu_util", "GPU utilization (%)", 4
     if re.fullmatch(r"sys/gpu\d+_mem_mb", key):
-        return "gpu_mem", "GPU memory (MB)", 5, False
+        return "gpu_mem", "GPU memory (MB)", 5
     if key == "sys/rss_mb":
-        return "rss", "CPU memory, resident (MB)", 6, False
+        return "rss", "CPU memory, resident (MB)", 6
     if key == "train/grad_norm":
-        return "grad_norm", "Gradient norm", 7, True
+        return "grad_norm", "Gradient norm", 7
     if prefix == "train":
-        return f"train:{name}", f"Training {name.replace('_', ' ')}", 8, True
-    return key, key, 9, prefix != "sys"
+        return f"train:{name}", f"Training {name.replace('_', ' ')}", 8
+    return key, key, 9
 
 
 def curve_label(key: str) -> str:
@@ -92,15 +111,6 @@ def curve_color(key: str, index: int) -> str:
     if key.startswith("train/"):
         return PALETTE[0]
     return PALETTE[(index + 2) % len(PALETTE)]
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    s = int(round(seconds))
-    if s < 3600:
-        return f"{s // 60}:{s % 60:02d}"
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def set_state(widget: QWidget, name: str, value: str) -> None:
@@ -186,7 +196,8 @@ class RunMonitor(QWidget):
         self.smoothing.setValue(int(DEFAULT_SMOOTHING * 100))
         self.smoothing.setFixedWidth(160)
         self.smoothing.setToolTip(
-            "Exponential moving average, debiased; the raw curve stays visible behind it"
+            "Exponential moving average, debiased; the raw curve stays visible behind it."
+            f" Series of fewer than {DENSE_POINTS} points are drawn raw, point by point."
         )
         self.smoothing_value = QLabel(objectName="subtle")
         self.log_y = QCheckBox("Log scale", objectName="logScale")
@@ -219,10 +230,7 @@ class RunMonitor(QWidget):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(grid_host)
 
-        self.console = QPlainTextEdit(objectName="logConsole", readOnly=True)
-        self.console.setMaximumBlockCount(LOG_SHOWN)
-        self.console.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
-        self.console.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.console = LogConsole()
         log_box = QWidget()
         ll = QVBoxLayout(log_box)
         ll.setContentsMargins(16, 4, 16, 10)
@@ -330,18 +338,18 @@ class RunMonitor(QWidget):
             parts.append(f"epoch <b>{live.epoch:.2f}</b>")
         if fraction is not None:
             parts.append(f"{fraction:.0%}")
-        parts.append(f"elapsed <b>{duration(live.elapsed())}</b>")
+        parts.append(f"elapsed <b>{fmt.clock(live.elapsed())}</b>")
         eta = live.eta()
         if live.live and eta is not None:
             parts.append(
-                f"ETA <b>{duration(eta)}</b> (at {time.strftime('%H:%M', time.localtime(time.time() + eta))})"
+                f"ETA <b>{fmt.clock(eta)}</b> (at {time.strftime('%H:%M', time.localtime(time.time() + eta))})"
             )
         rate = live.series.get("perf/samples_per_s")
         if rate is not None and rate.n:
-            parts.append(f"{format_value(float(rate.y[rate.n - 1]))} samples/s")
+            parts.append(f"{fmt.value(float(rate.y[rate.n - 1]))} samples/s")
         head = live.headline()
         if head and not head[0].startswith("train/"):
-            parts.append(f"{head[0]} <b>{format_value(head[1])}</b>")
+            parts.append(f"{head[0]} <b>{fmt.value(head[1])}</b>")
         self.facts.setText(f"<span style='color:{sub}'>" + " &nbsp;·&nbsp; ".join(parts) + "</span>")
 
     def _append_logs(self) -> None:
@@ -350,25 +358,8 @@ class RunMonitor(QWidget):
         new = total - self._log_seen
         if new <= 0:
             return
-        lines = live.logs[-min(new, LOG_SHOWN) :]
         self._log_seen = total
-        t = theme.current()
-        colors = {"error": t.error, "warning": "#c28a0c", "stderr": t.subtext, "app": t.accent}
-        chunks = []
-        for line in lines:
-            stamp = time.strftime("%H:%M:%S", time.localtime(line.t))
-            color = colors.get(line.level)
-            text = html.escape(line.text)
-            level = f"{line.level:<7}".replace(" ", "&nbsp;")
-            body = f"<span style='color:{t.subtext}'>{stamp}&nbsp;{level}</span> " + (
-                f"<span style='color:{color}'>{text}</span>" if color else text
-            )
-            chunks.append(body)
-        at_end = self.console.verticalScrollBar().value() >= self.console.verticalScrollBar().maximum() - 4
-        self.console.appendHtml("<br>".join(chunks))
-        if at_end:
-            self.console.moveCursor(QTextCursor.MoveOperation.End)
-            self.console.ensureCursorVisible()
+        self.console.add_lines(live.logs[-min(new, LOG_SHOWN) :])
 
     # ------------------------------------------------------------ view options
 
@@ -387,3 +378,62 @@ class RunMonitor(QWidget):
         for plot in self.plots.values():
             plot.auto_range()
             plot.refresh()
+
+
+class LogConsole(QTextEdit):
+    """The run's log: one paragraph per line, `HH:MM:SS level` in a column of its own and long
+    messages wrapped under their text (a hanging indent), so nothing scrolls sideways and every
+    line's time stays in view. At most LOG_SHOWN lines (the run's log file has them all)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent, objectName="logConsole", readOnly=True)
+        font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        self.setFont(font)
+        self.document().setMaximumBlockCount(LOG_SHOWN)
+        self.setLineWrapMode(QTextEdit.LineWrapMode.WidgetWidth)
+        self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)  # long paths too
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange and not self.document().isEmpty():
+            # a stylesheet set the font after lines were added: indent them for the new one
+            cursor = QTextCursor(self.document())
+            cursor.select(QTextCursor.SelectionType.Document)
+            cursor.mergeBlockFormat(self._paragraph())
+
+    def _paragraph(self) -> QTextBlockFormat:
+        """A hanging indent as wide as a line's time and level in the current font."""
+        indent = QFontMetricsF(self.font()).horizontalAdvance("00:00:00 warning ")
+        block = QTextBlockFormat()
+        block.setLeftMargin(indent)
+        block.setTextIndent(-indent)
+        return block
+
+    def add_lines(self, lines) -> None:
+        """Append LogLines, keeping the view at the end if it was there."""
+        t = theme.current()
+        colors = {"error": t.error, "warning": "#c28a0c", "stderr": t.subtext, "app": t.accent}
+        stamp = QTextCharFormat()
+        stamp.setForeground(QColor(t.subtext))
+        text_formats = {}
+        paragraph = self._paragraph()
+        bar = self.verticalScrollBar()
+        at_end = bar.value() >= bar.maximum() - 4
+        cursor = QTextCursor(self.document())
+        cursor.movePosition(QTextCursor.MoveOperation.End)
+        cursor.beginEditBlock()
+        for line in lines:
+            if self.document().isEmpty():
+                cursor.setBlockFormat(paragraph)
+            else:
+                cursor.insertBlock(paragraph)
+            cursor.insertText(time.strftime("%H:%M:%S ", time.localtime(line.t)) + f"{line.level:<8}", stamp)
+            if line.level not in text_formats:
+                text_formats[line.level] = QTextCharFormat()
+                if line.level in colors:
+                    text_formats[line.level].setForeground(QColor(colors[line.level]))
+            cursor.insertText(line.text, text_formats[line.level])
+        cursor.endEditBlock()
+        if at_end:
+            bar.setValue(bar.maximum())

@@ -81,7 +81,7 @@ QFrame#metricPlot {{ background: {t.panel}; border: 1px solid {t.border}; border
 QFrame#metricPlot QLabel {{ background: transparent; }}
 QLabel#plotTitle {{ font-weight: 700; color: {t.text}; }}
 QLabel#plotLegend, QLabel#plotReadout {{ color: {t.subtext}; font-size: 9pt; }}
-QPlainTextEdit#logConsole {{ background: {t.panel}; border: 1px solid {t.border}; border-radius: 6px; font-size: 9pt; }}
+QTextEdit#logConsole {{ background: {t.panel}; border: 1px solid {t.border}; border-radius: 6px; font-size: 9pt; }}
 
 QWidget#runsSidebar {{ background: {t.panel}; border-right: 1px solid {t.border}; }}
 QListView#runList {{ background: {t.panel}; border: none; outline: 0; }}

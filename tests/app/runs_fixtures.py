@@ -40,6 +40,17 @@ def curve_length(area, live, key: str = "train/loss") -> int:
     return 0
 
 
+def curve_end(area, live, key: str = "train/loss") -> float:
+    """The last x the monitor's plot of `key` has drawn (0 before it has drawn any): unlike the
+    number of points drawn, which stays about a screenful however long the curve, it grows."""
+    monitor = area.monitors.get(id(live))
+    for plot in monitor.plots.values() if monitor is not None else ():
+        if plot.has_curve(key):
+            data = plot.raw_item(key).xData
+            return 0.0 if data is None or not len(data) else float(data[-1])
+    return 0.0
+
+
 def wait_status(qtbot, live, statuses, timeout: int = RUN_TIMEOUT_MS) -> None:
     statuses = (statuses,) if isinstance(statuses, str) else tuple(statuses)
     qtbot.waitUntil(lambda: live.status in statuses, timeout=timeout)

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt
 from PySide6.QtGui import QDropEvent
-from PySide6.QtWidgets import QToolTip
 
 from app.designer.files import TEMPLATE_TITLES, templates
 from engine.graph import OPS
@@ -27,7 +26,11 @@ def test_refused_connection_shows_the_engines_reason(window, qtbot):
     assert reason
     drag(qtbot, area.view, out_port(area, "relu1"), in_port(area, "conv1"))
     assert window.statusBar().currentMessage() == f"Cannot connect: {reason}"
-    assert QToolTip.text() == f"Cannot connect: {reason}"
+    # ...and beside the drop point, where the user is looking
+    note = area.view.note
+    assert note.isVisible() and note.text() == f"Cannot connect: {reason}"
+    drop = area.view.mapFromScene(in_port(area, "conv1"))
+    assert (note.geometry().center() - drop).manhattanLength() < 250
 
     # a node cannot feed itself; dropping on its own input port is refused likewise
     area.scene.clearSelection()
@@ -39,6 +42,19 @@ def test_refused_connection_shows_the_engines_reason(window, qtbot):
 
     assert doc.graph.edges == edges
     assert doc.undo_stack.count() == steps
+
+    # A connection that works clears the refusal, from the canvas and the status bar.
+    assert note.isVisible()
+    drag(qtbot, area.view, out_port(area, "relu3"), in_port(area, add, 0))
+    assert ("relu3", add, 0) in [(e.src, e.dst, e.port) for e in doc.graph.edges]
+    assert not note.isVisible()
+    assert "Cannot connect" not in window.statusBar().currentMessage()
+
+    # Left alone, a refusal's note goes after a few seconds.
+    area.view._note_timer.setInterval(50)
+    drag(qtbot, area.view, out_port(area, add), in_port(area, add, 1))
+    assert note.isVisible()
+    qtbot.waitUntil(lambda: not note.isVisible(), timeout=5000)
 
 
 def test_invalid_parameter_shows_the_engines_message_and_is_not_applied(window, qtbot):

@@ -244,10 +244,10 @@ def test_select_three_runs_and_compare_curves_and_hyperparameters(qtbot, populat
     assert sorted(plot.curves) == sorted(real)
     for rid, curve in plot.curves.items():
         steps, values, _ = store.series(rid, "train/loss")
-        assert np.array_equal(curve.series.steps, steps) and np.array_equal(curve.series.values, values)
+        assert np.array_equal(curve.buffer.x, steps) and np.array_equal(curve.buffer.y, values)
         x, y = curve.raw.getOriginalDataset()
         assert np.array_equal(x, steps) and np.array_equal(y, values)  # every stored point, raw
-        assert curve.line.opts["pen"].color() == curve.series.color
+        assert curve.line.opts["pen"].color() == curve.color
 
     table = compare.table_model
     assert table.differing_keys() == ["optim.lr"]

@@ -1,5 +1,6 @@
-"""The comparison view on its own: smoothing as TensorBoard does it (the shared app.plots EMA), the x-axis modes, hover
-readout, legend toggles, long-series overview, log-y and exports."""
+"""The comparison view on its own: the shared `MetricPlot` with one curve per run, smoothing as
+TensorBoard does it and never over sparse series, the x-axis modes, the hover readout naming each
+run, legend toggles, long curves drawn from the buffer's pyramid, log-y and exports."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from PySide6.QtCore import QPointF, Qt
 
 from app.experiments.colors import run_color
 from app.experiments.compare import CompareView
-from app.experiments.curves import OVERVIEW_BINS, peak_decimate
+from app.experiments.hparams import BEST_ROLE
+from app.plots.buffer import BLOCK
 from app.plots.smoothing import debiased_ema
 from engine.store import RunStore
 
@@ -38,14 +40,6 @@ def test_ema_is_tensorboards_debiased_ema(weight):
     assert smooth[0] == pytest.approx(
         values[0], rel=1e-12
     )  # debiased: starts on the first point, not near zero
-
-
-def test_peak_decimation_keeps_every_spike():
-    x = np.arange(100_000, dtype=float)
-    y = np.sin(x / 5000)
-    y[[1234, 77_777]] = [50.0, -40.0]
-    x2, (y2,) = peak_decimate(x, [y], OVERVIEW_BINS)
-    assert len(x2) <= 2 * OVERVIEW_BINS + OVERVIEW_BINS and y2.max() == 50 and y2.min() == -40
 
 
 @pytest.fixture
@@ -91,45 +85,62 @@ def test_one_plot_per_metric_in_each_runs_colour(qtbot, three_runs):
     view = compare_view(qtbot, store, ids)
     assert list(view.plots) == ["train/loss", "val/accuracy"]  # train/epoch is an x-axis, not a plot
     plot = view.plots["train/loss"]
+    assert list(plot.curves) == ids
     for rid in ids:
         curve = plot.curves[rid]
-        assert curve.line.opts["pen"].color() == run_color(rid)
+        assert curve.line is curve.smoothed and curve.line.opts["pen"].color() == run_color(rid)
         assert curve.raw.opts["pen"].color().alpha() < 255  # raw: faint, behind
         assert curve.raw.zValue() < curve.line.zValue()
-        assert np.allclose(curve.series.smooth, debiased_ema(curve.series.values, view.weight)[0])
+        assert np.allclose(curve.smooth_buffer.y, debiased_ema(curve.buffer.y, view.weight)[0])
     assert [c.text().split()[0] for c in view.legend.chips.values()] == ["run-0", "run-1", "run-2"]
 
 
 def test_x_axis_by_step_epoch_wall_time_and_relative_time(qtbot, three_runs):
     store, ids = three_runs
     view = compare_view(qtbot, store, ids)
-    series = view.plots["val/accuracy"].curves[ids[1]].series
+    view.populate_all()
+    plot = view.plots["val/accuracy"]
+    buffer = plot.curves[ids[1]].buffer
     steps, _, walls = store.series(ids[1], "val/accuracy")
-    assert np.array_equal(series.x, steps)
+    assert np.array_equal(buffer.x, steps)
     view.set_x_mode("epoch")
-    assert np.allclose(series.x, steps / 5000)
+    assert np.allclose(buffer.x, steps / 5000)
     view.set_x_mode("wall")
-    assert np.array_equal(series.x, walls)
+    assert np.array_equal(buffer.x, walls)
     view.set_x_mode("relative")
     start = store.get_run(ids[1])["started_at"]
-    assert np.allclose(series.x, walls - start)
-    assert view.plots["train/loss"].plotItem.getAxis("bottom").labelText == "Relative time"
+    assert np.allclose(buffer.x, walls - start)
+    assert view.plots["train/loss"].plot_item.getAxis("bottom").labelText == "Relative time"
+    vb = plot.plot_item.getViewBox()  # fitted to the new x
+    qtbot.waitUntil(
+        lambda: vb.viewRange()[0][0] <= (walls - start).min() <= (walls - start).max() <= vb.viewRange()[0][1]
+    )
+    view.set_x_mode("step")
+    assert np.array_equal(buffer.x, steps)
 
 
-def test_hover_reads_out_every_runs_value_at_the_cursor(qtbot, three_runs):
+def test_hover_reads_out_every_runs_value_at_the_cursor_labelled_with_its_run(qtbot, three_runs):
     store, ids = three_runs
     view = compare_view(qtbot, store, ids)
+    view.populate_all()
     plot = view.plots["train/loss"]
     hits = plot.values_at(25_000.4)
-    assert [h[0].run_id for h in hits] == ids and all(h[1] == 25_000 for h in hits)
-    for s, _x, smooth, raw in hits:
-        assert raw == s.values[24_999] and smooth == s.smooth[24_999]
-    vb = plot.plotItem.vb
+    assert [h[0].key for h in hits] == ids and all(h[1] == 25_000 for h in hits)
+    for curve, _x, raw, smoothed in hits:
+        assert raw == curve.buffer.y[24_999] and smoothed == curve.smooth_buffer.y[24_999]
+    vb = plot.plot_item.getViewBox()
     pos = vb.mapViewToScene(QPointF(25_000, float(np.mean(vb.viewRange()[1]))))
-    plot._mouse_moved(pos)  # noqa: SLF001 - as the scene reports a mouse move
-    assert plot.readout.isVisible() and all(f"#{rid}" in plot.readout.text() for rid in ids)
-    other = view.plots["val/accuracy"]
-    assert other.crosshair.isVisible() and other.crosshair.value() == pytest.approx(plot.crosshair.value())
+    plot._on_mouse((pos,))  # noqa: SLF001 - as the scene reports a mouse move
+    text = plot.readout.text()
+    assert plot.readout.isVisible() and "step 25,000" in text
+    assert all(f"run-{i} #{rid}" in text for i, rid in enumerate(ids))
+    # highest value first: run-2's loss is the highest, run-0's the lowest
+    assert text.index(f"#{ids[2]}") < text.index(f"#{ids[1]}") < text.index(f"#{ids[0]}")
+    other = view.plots["val/accuracy"]  # follows with its crosshair, without a readout of its own
+    assert other._crosshair.isVisible() and not other.readout.isVisible()  # noqa: SLF001
+    assert other._crosshair.value() == pytest.approx(25_000)  # noqa: SLF001 - its evaluation there
+    plot.leaveEvent(None)
+    assert not plot.readout.isVisible() and not other._crosshair.isVisible()  # noqa: SLF001
 
 
 def test_legend_hides_a_run_in_every_plot(qtbot, three_runs):
@@ -139,21 +150,30 @@ def test_legend_hides_a_run_in_every_plot(qtbot, three_runs):
     qtbot.mouseClick(view.legend.chips[ids[0]], Qt.MouseButton.LeftButton)
     assert not view.plots["train/loss"].curves[ids[0]].line.isVisible()
     assert not view.plots["val/accuracy"].curves[ids[0]].line.isVisible()
-    assert [h[0].run_id for h in view.plots["train/loss"].values_at(100)] == ids[1:]
+    assert [h[0].key for h in view.plots["train/loss"].values_at(100)] == ids[1:]
     qtbot.mouseClick(view.legend.chips[ids[0]], Qt.MouseButton.LeftButton)
     assert view.plots["train/loss"].curves[ids[0]].line.isVisible()
 
 
-def test_long_curves_draw_an_overview_until_zoomed_in(qtbot, three_runs):
+def test_long_curves_hand_pyqtgraph_a_screenful_that_keeps_every_spike(qtbot, three_runs):
     store, ids = three_runs
     view = compare_view(qtbot, store, ids)
     plot = view.plots["train/loss"]
     curve = plot.curves[ids[0]]
-    assert not curve.detailed and len(curve.raw.getOriginalDataset()[0]) < 10_000
-    plot.plotItem.vb.setXRange(20_000, 21_000, padding=0)
-    assert curve.detailed and len(curve.raw.getOriginalDataset()[0]) == 50_000
-    plot.plotItem.vb.enableAutoRange()
-    qtbot.waitUntil(lambda: not curve.detailed)
+    x, y = curve.raw.getOriginalDataset()
+    width = 2 * plot.plot_item.getViewBox().width()
+    assert len(x) < BLOCK * width < 50_000  # the buffer's min/max pyramid, not every point
+    assert y.max() == curve.buffer.y.max() and y.min() == curve.buffer.y.min()
+    plot.plot_item.getViewBox().setXRange(20_000, 20_300, padding=0)
+
+    def zoomed_in_every_point_is_drawn() -> bool:
+        x, y = curve.raw.getOriginalDataset()
+        inside = (x >= 20_000) & (x <= 20_300)
+        return np.array_equal(x[inside], np.arange(20_000, 20_301)) and np.array_equal(
+            y[inside], curve.buffer.y[19_999:20_300]
+        )
+
+    qtbot.waitUntil(zoomed_in_every_point_is_drawn)
 
 
 def test_smoothing_off_and_log_y(qtbot, three_runs):
@@ -161,9 +181,57 @@ def test_smoothing_off_and_log_y(qtbot, three_runs):
     view = compare_view(qtbot, store, ids)
     view.smoothing.setValue(0)
     curve = view.plots["train/loss"].curves[ids[0]]
-    assert not curve.raw.isVisible() and np.array_equal(curve.series.smooth, curve.series.values)
+    assert curve.line is curve.raw and not curve.smoothed.isVisible()
+    assert curve.raw.opts["pen"].color().alpha() == 255
     view.log_y.setChecked(True)
-    assert view.plots["train/loss"].plotItem.ctrl.logYCheck.isChecked()
+    assert view.plots["train/loss"].plot_item.ctrl.logYCheck.isChecked()
+
+
+def test_smoothing_never_reorders_runs_whose_sparse_series_end_in_a_known_order(qtbot, db_path):
+    """Eight evaluations each: `late` ends best (0.95) after a poor start, `steady` second (0.90).
+    An EMA of 0.6 would put `late` below `steady`; the table marks `late` best, and so must the plot."""
+    store = RunStore(db_path)
+    evals = {
+        "late": [0.30, 0.35, 0.40, 0.45, 0.50, 0.60, 0.80, 0.95],
+        "steady": [0.86, 0.87, 0.88] + [0.89] * 4 + [0.90],
+    }
+    ema = {name: debiased_ema(np.array(v), 0.6)[0][-1] for name, v in evals.items()}
+    assert ema["late"] < ema["steady"]  # what smoothing these would have shown
+    ids = {}
+    for name, values in evals.items():
+        rid = ids[name] = store.create_run({"name": name})
+        store.start_run(rid)
+        steps = np.arange(1, 9) * 100
+        dense = np.arange(1, 801)
+        store.add_metrics(
+            rid,
+            {
+                "val/accuracy": (steps, np.array(values), 1_700_000_000 + steps * 0.1),
+                "train/loss": (dense, 1 / np.sqrt(dense) + 0.01 * np.sin(dense), 1_700_000_000 + dense * 0.1),
+            },
+        )
+        store.finish_run(rid, "completed", {})
+    view = compare_view(qtbot, store, [ids["steady"], ids["late"]])
+    assert view.weight == pytest.approx(0.6)
+    best = view.table_model.find("final_metrics", "val/accuracy")
+    marked = [
+        r["id"]
+        for c, r in enumerate(view.table_model.runs, 1)
+        if view.table_model.index(best, c).data(BEST_ROLE)
+    ]
+    assert marked == [ids["late"]]
+    view.populate_all()
+    plot = view.plots["val/accuracy"]
+    for name, rid in ids.items():
+        curve = plot.curves[rid]
+        assert not curve.is_smoothed and not curve.smoothed.isVisible() and curve.line is curve.raw
+        assert curve.raw.opts["symbol"] == "o"  # every evaluation is a point
+        assert curve.raw.getOriginalDataset()[1][-1] == evals[name][-1]
+    assert plot.curves[ids["late"]].raw.opts["pen"].color().alpha() == 255  # drawn in full, not faint
+    assert view.plots["train/loss"].curves[ids["late"]].is_smoothed  # the dense curve still is
+    plot.show_hover(800)
+    text = plot.readout.text()
+    assert text.index("late") < text.index("steady") and "0.95" in text and "0.9" in text
 
 
 def test_export_plots_as_png_and_svg_and_the_table_as_csv(qtbot, three_runs, tmp_path):
@@ -173,7 +241,8 @@ def test_export_plots_as_png_and_svg_and_the_table_as_csv(qtbot, three_runs, tmp
     svgs = view.export_plots_to(tmp_path, "svg")
     assert [p.name for p in pngs] == ["train_loss.png", "val_accuracy.png"]
     assert all(p.stat().st_size > 1000 for p in pngs)
-    assert "<svg" in svgs[0].read_text()[:2000]
+    assert "<svg" in svgs[0].read_text()[:2000] and "train/loss" in svgs[0].read_text()
+    assert not view.plots["train/loss"].plot_item.titleLabel.isVisible()  # the title went back off the plot
     text = view.export_table_to(tmp_path / "table.csv").read_text()
     assert text.splitlines()[0] == "section,field,#1 run-0,#2 run-1,#3 run-2"
     assert "params,optim.lr,0.01,0.001,0.0001" in text

@@ -4,11 +4,10 @@ the badge), and a second run alongside the first."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from PySide6.QtCore import QTimer
 
+from app.runs.live import LIVE
 from tests.app.runs_fixtures import EXAMPLES, curve_length, spec, wait_status
 
 
@@ -50,27 +49,24 @@ def test_kill_shows_crashed_and_the_ui_never_waits(runs_area, qtbot, store):
     area = runs_area
     live = area.start(spec(name="to-kill", train={"max_steps": 100_000}))
     qtbot.waitUntil(lambda: curve_length(area, live) > 0, timeout=60_000)
-    # a probe timer measures how long the event loop goes without turning while we kill
-    gaps, last = [], [time.perf_counter()]
-
-    def probe():
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
-
+    # a probe timer records what the UI saw while the process went down: the event loop kept
+    # turning (the probe ran) with the run still live, and the crash arrived through it later
+    seen = []
     timer = QTimer(interval=10)
-    timer.timeout.connect(probe)
+    timer.timeout.connect(lambda: seen.append(live.status))
     timer.start()
     area.current_monitor().kill_button.click()
+    right_after = live.status
     wait_status(qtbot, live, ("crashed", "failed", "stopped", "completed"))
     timer.stop()
+    assert right_after in LIVE, "kill must not wait for the process to end"
+    assert any(status in LIVE for status in seen)
     assert live.status == "crashed"
     assert store.get_run(live.run_id)["status"] == "crashed"
     monitor = area.current_monitor()
     assert monitor.badge.text() == "crashed" and monitor.error.isVisible()
     assert "without reporting" in monitor.error.text()
     assert monitor.resume_button.isEnabled()
-    assert max(gaps) < 1.0, f"the UI stalled {max(gaps):.2f} s"
 
 
 def test_a_failing_run_shows_failed_with_its_error(runs_area, qtbot, tmp_path):

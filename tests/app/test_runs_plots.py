@@ -1,21 +1,26 @@
 """The plotting layer on its own: growing buffers with their min/max pyramid, honest smoothing,
-and a MetricPlot that draws a million points from a screenful of them."""
+a MetricPlot that draws a million points from a screenful of them, and what it does with the
+series that used to draw wrongly — a constant learning rate, one point, a few evaluations — plus
+the monitor's clock and log."""
 
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
 
-from app.plots import CurveBuffer, MetricPlot, debiased_ema
+from app.plots import DENSE_POINTS, CurveBuffer, MetricPlot, debiased_ema
+from app.plots.axes import DurationAxis, ValueAxis
 from app.plots.buffer import BLOCK
-from app.runs.follow import parse_log_line
+from app.plots.ticks import nice_ticks, padded_range, tick_labels
+from app.runs.follow import PAUSE_S, RunReader, parse_log_line
 from app.runs.hardware import join_command
 from app.runs.launcher import spec_for_file
-from app.runs.monitor import plot_group
+from app.runs.live import LiveRun, LogLine
+from app.runs.monitor import LogConsole, RunMonitor, plot_group
 from engine.spec import validate_spec
+from engine.store import RunStore
 from tests.app.runs_fixtures import spec
 
 
@@ -57,10 +62,11 @@ def test_view_keeps_every_spike_and_costs_a_screenful():
     # a zoomed span comes from finer blocks, down to the raw points
     xs, ys = buf.view(500_000, 500_100, 1600)
     assert np.array_equal(xs, np.arange(499_999, 500_102)) and np.array_equal(ys, y[499_999:500_102])
-    start = time.perf_counter()
-    for _ in range(100):
-        buf.view(0, n, 1600)
-    assert (time.perf_counter() - start) / 100 < 0.005
+    # every span, however wide, comes back as about a screenful drawn from the coarsest level
+    # that still has max_points blocks (what keeps redraws independent of the series' length)
+    for span in (10_000, 100_000, n):
+        xs, ys = buf.view(0, span, 1600)
+        assert 1600 <= len(xs) < 1600 * BLOCK and ys.max() == y[: span + 2].max()
 
 
 def test_truncate_after_drops_replayed_steps_and_the_pyramid_follows():
@@ -161,3 +167,182 @@ def test_small_pieces():
     assert "model" not in written and "data" not in written and written["prune"]["parent"] == 1
     assert validate_spec(written) == normalised
     assert spec_for_file(spec()) == spec()
+
+
+# ------------------------------------------------------------------ ranges and ticks
+
+
+@pytest.mark.parametrize(
+    "lo, hi",
+    [(1e-3, 1e-3), (151_498, 151_498), (0.9931, 0.9944), (0.0, 0.0), (-2.5, -2.5), (3e-7, 3.0001e-7), (0, 1)],
+)
+def test_ticks_on_any_range_are_round_distinct_and_labelled_distinctly(lo, hi):
+    step, values = nice_ticks(lo, hi, 5)
+    labels = tick_labels(values, step)
+    shown_lo, shown_hi = padded_range(lo, hi)
+    assert shown_lo < shown_hi and shown_lo <= lo and hi <= shown_hi  # a degenerate range gets room
+    assert 2 <= len(values) <= 10 and all(shown_lo <= v <= shown_hi for v in values)
+    assert len(set(labels)) == len(labels)  # never the same label twice ("151498" ×5, "0.994 0.994")
+    assert all(
+        float(text.replace(",", "")) == pytest.approx(v, rel=1e-9, abs=1e-15)
+        for v, text in zip(values, labels, strict=True)
+    )
+
+
+def test_relative_time_is_ticked_at_round_durations_and_steps_at_whole_numbers(qapp):
+    axis = DurationAxis("bottom")
+    (step, values), *_ = axis.tickValues(0, 3600, 600)
+    assert step == 600 and axis.tickStrings(values, 1, step) == [
+        "0:00",
+        "10:00",
+        "20:00",
+        "30:00",
+        "40:00",
+        "50:00",
+        "1:00:00",
+    ]
+    (step, values), *_ = axis.tickValues(0, 50, 600)
+    assert axis.tickStrings(values, 1, step)[:3] == ["0 s", "10 s", "20 s"]
+    steps = ValueAxis("bottom", integer=True)
+    (step, values), *_ = steps.tickValues(0.2, 3.7, 800)  # a wide plot of four steps: no 0.5s
+    assert step == 1 and values == [1.0, 2.0, 3.0]
+
+
+def test_a_constant_learning_rate_gets_a_padded_axis_that_reads_its_value(qtbot):
+    """Was: axis -0.5 … 0.5, the line at "0"."""
+    plot = MetricPlot("Learning rate")
+    qtbot.addWidget(plot)
+    plot.resize(500, 240)
+    plot.show()
+    plot.add_curve("lr", "learning rate", smooth=False)
+    plot.set_data("lr", np.arange(1, 1501), np.full(1500, 1e-3))
+    plot.refresh()
+    vb = plot.plot_item.getViewBox()
+    qtbot.waitUntil(lambda: vb.viewRange()[1][1] - vb.viewRange()[1][0] < 1e-3)
+    lo, hi = vb.viewRange()[1]
+    assert 0.85e-3 < lo < 1e-3 < hi < 1.15e-3  # about ±10 % around the value
+    axis = plot.plot_item.getAxis("left")
+    (step, values), *_ = axis.tickValues(lo, hi, 200)
+    labels = axis.tickStrings(values, 1, step)
+    assert "0.00100" in labels and not any(text.strip("-0.") == "" for text in labels)
+    plot.set_log_y(True)
+    plot.refresh()
+    qtbot.waitUntil(lambda: vb.viewRange()[1][1] < -2.9)  # log10: about -3 ± 0.04
+    lo, hi = vb.viewRange()[1]
+    assert -3.1 < lo < -3 < hi < -2.9
+    levels = axis.tickValues(lo, hi, 200)
+    values = [v for _spacing, vs in levels for v in vs]
+    assert values and len(set(axis.tickStrings(values, 1, None))) == len(values)
+
+
+def test_a_single_point_is_a_marker_on_padded_axes_and_sparse_series_are_never_smoothed(qtbot):
+    plot = MetricPlot("Validation accuracy")
+    qtbot.addWidget(plot)
+    plot.resize(500, 240)
+    plot.show()
+    plot.set_smoothing(0.9)
+    plot.add_curve("val/accuracy", "validation")  # smooth=True: density alone keeps it raw
+    plot.set_data("val/accuracy", [300], [0.91])
+    plot.refresh()
+    curve = plot.curves["val/accuracy"]
+    assert curve.raw.opts["symbol"] == "o" and not curve.is_smoothed and curve.line is curve.raw
+    assert list(curve.raw.getOriginalDataset()[1]) == [0.91]
+    vb = plot.plot_item.getViewBox()
+    qtbot.waitUntil(lambda: vb.viewRange()[1][0] > 0.5)
+    (x0, x1), (y0, y1) = vb.viewRange()
+    assert x0 < 300 < x1 and x1 - x0 < 100 and y0 < 0.91 < y1 and y1 - y0 < 0.3
+    bottom = plot.plot_item.getAxis("bottom")
+    (step, ticks), *_ = bottom.tickValues(x0, x1, 400)
+    assert step >= 1 and all(t == int(t) for t in ticks)  # steps have no halves
+    # it grows into a dense series: from then on it is smoothed, its raw points faint behind
+    plot.set_data("val/accuracy", np.arange(1, DENSE_POINTS + 1), np.linspace(0.5, 0.9, DENSE_POINTS))
+    plot.refresh()
+    assert curve.is_smoothed and curve.raw.opts["symbol"] is None and curve.smoothed.isVisible()
+    assert curve.raw.opts["pen"].color().alpha() < 255
+    plot.set_data("val/accuracy", np.arange(1, DENSE_POINTS), np.linspace(0.5, 0.9, DENSE_POINTS - 1))
+    plot.refresh()
+    assert not curve.is_smoothed and not curve.smoothed.isVisible()
+
+
+# ------------------------------------------------------------------ the monitor's clock and log
+
+
+def test_elapsed_counts_the_whole_active_life_across_stop_and_resume(qtbot):
+    """Was: 1:05 at stop, 0:06 after resume. The engine's progress events carry the whole
+    active life; the monitor shows that, and its clock stands while the run does not train."""
+    live = LiveRun(run_id=7, name="resumed")
+    monitor = RunMonitor(live)
+    qtbot.addWidget(monitor)
+    live.apply_event(
+        {"event": "run_started", "run_id": 7, "name": "resumed", "total_steps": 1000, "resumed_from": 0}
+    )
+    live.apply_event(
+        {"event": "progress", "step": 600, "total_steps": 1000, "elapsed_s": 65.0, "eta_s": 43.0}
+    )
+    live.set_status("stopped")
+    stopped_at = live.elapsed()
+    assert 65.0 <= stopped_at < 66.0
+    qtbot.wait(300)
+    assert live.elapsed() == stopped_at and live.eta() is None  # a stopped run's clock stands
+    monitor.refresh()
+    assert "elapsed <b>1:05</b>" in monitor.facts.text()
+    live.apply_event({"event": "run_started", "run_id": 7, "total_steps": 1000, "resumed_from": 600})
+    assert stopped_at <= live.elapsed() < stopped_at + 1  # the time it stood still is not counted
+    live.apply_event(
+        {"event": "progress", "step": 610, "total_steps": 1000, "elapsed_s": 66.0, "eta_s": 40.0}
+    )
+    monitor.refresh()
+    assert "elapsed <b>1:06</b>" in monitor.facts.text() and "ETA <b>0:40</b>" in monitor.facts.text()
+    live.apply_event({"event": "run_ended", "status": "completed", "summary": {"elapsed_s": 101.0}})
+    monitor.refresh()
+    assert live.elapsed() == 101.0 and "elapsed <b>1:41</b>" in monitor.facts.text()
+
+
+def test_a_run_read_from_the_store_counts_its_training_time_not_its_pauses(db_path):
+    store = RunStore(db_path)
+    run_id = store.create_run(spec(name="paused"))
+    store.start_run(run_id)
+    t0 = 1_700_000_000.0
+    first, second = np.arange(1, 101), np.arange(101, 201)
+    walls = np.concatenate(
+        [t0 + first * 0.1, t0 + 10 + 5 * PAUSE_S + (second - 100) * 0.1]
+    )  # 10 s, a pause, 10 s
+    steps = np.concatenate([first, second])
+    store.add_metrics(run_id, {"train/loss": (steps, 1 / np.sqrt(steps), walls)})
+    store.finish_run(run_id, "completed", {"total_steps": 200})
+    live = LiveRun(run_id=run_id)
+    RunReader(store, live).load()
+    assert live.step == 200 and live.elapsed() == pytest.approx(
+        19.8, abs=0.01
+    )  # 99 + 99 gaps of 0.1 s, not the pause
+    store.update_summary(run_id, elapsed_s=42.0)  # the engine's own figure wins once it has one
+    RunReader(store, live).load()
+    assert live.elapsed() == 42.0
+    store.close()
+
+
+def test_the_log_wraps_long_lines_under_their_text_with_the_time_in_view(qtbot):
+    console = LogConsole()
+    qtbot.addWidget(console)
+    console.resize(500, 200)
+    console.show()
+    qtbot.waitExposed(console)
+    long = "a long message " * 40 + "/a/path/without/any/spaces/" * 10
+    console.add_lines([LogLine(1_700_000_000.0, "info", "short"), LogLine(1_700_000_001.0, "warning", long)])
+    assert console.horizontalScrollBar().maximum() == 0  # nothing to scroll sideways to
+    block = console.document().lastBlock()
+    assert block.text().endswith(long) and block.text()[:8].count(":") == 2  # HH:MM:SS first
+    text_at = len(block.text()) - len(long)
+
+    def hangs_under_the_text() -> bool:
+        layout = block.layout()
+        starts = layout.lineAt(0).cursorToX(text_at)[0]  # where the message begins, after time and level
+        return layout.lineCount() > 3 and all(
+            layout.lineAt(i).x() == pytest.approx(starts, abs=0.5) for i in range(1, layout.lineCount())
+        )
+
+    assert hangs_under_the_text()
+    font = console.font()
+    font.setPointSizeF(font.pointSizeF() * 1.5)
+    console.setFont(font)  # as the Runs area's stylesheet does once the console is in it
+    qtbot.waitUntil(hangs_under_the_text)

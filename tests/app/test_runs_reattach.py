@@ -12,13 +12,18 @@ from PySide6.QtCore import QTimer
 
 from app.main import create_window
 from app.runs.area import RunsArea
-from tests.app.runs_fixtures import curve_length, kill_leftovers, spec, wait_status
+from tests.app.runs_fixtures import curve_end, curve_length, kill_leftovers, spec, wait_status
 
 
 def alive(pid: int) -> bool:
     from engine.store import pid_alive
 
     return pid_alive(pid)
+
+
+def stored(store, run_id: int, key: str = "train/loss") -> int:
+    """Points of `key` the store holds for the run."""
+    return (store.series_summaries(run_id).get(key) or {}).get("count", 0)
 
 
 def test_close_and_reopen_while_a_run_is_live_reattaches(
@@ -28,6 +33,9 @@ def test_close_and_reopen_while_a_run_is_live_reattaches(
     area = window.area("Runs")
     live = area.start(spec(name="background", train={"max_steps": 100_000}, checkpoint={"every": 10_000}))
     qtbot.waitUntil(lambda: curve_length(area, live) > 0, timeout=60_000)
+    # The monitor draws from the event stream; the store gets the same points up to a second
+    # later (engine.runner.DB_FLUSH_S). What a reopened window can show is what the store has.
+    qtbot.waitUntil(lambda: stored(store, live.run_id) > 0, timeout=60_000)
 
     asked = []
     monkeypatch.setattr(RunsArea, "ask_close_choice", lambda self, runs: asked.append(runs) or "keep")
@@ -36,6 +44,7 @@ def test_close_and_reopen_while_a_run_is_live_reattaches(
     pid = live.pid
     assert alive(pid), "keeping the run in the background must not end its process"
 
+    stored_before_reopen = stored(store, live.run_id)
     second = create_window()
     second.resize(1440, 900)
     second.show()
@@ -45,10 +54,13 @@ def test_close_and_reopen_while_a_run_is_live_reattaches(
         (followed,) = reopened.live_runs()
         assert followed.run_id == live.run_id and followed.status == "running"
         assert reopened.current_monitor().live is followed  # shown at once
+        # with the curve the store holds, read when it was followed, and drawn in its monitor
         loss = followed.series["train/loss"]
         at_reopen = loss.n
+        assert at_reopen >= stored_before_reopen and np.array_equal(loss.x, np.arange(1, at_reopen + 1))
+        assert curve_length(reopened, followed) > 0
         qtbot.waitUntil(lambda: loss.n > at_reopen + 20, timeout=60_000)  # new points keep coming
-        qtbot.waitUntil(lambda: curve_length(reopened, followed) > at_reopen)
+        qtbot.waitUntil(lambda: curve_end(reopened, followed) > at_reopen)  # and are drawn
         assert np.array_equal(loss.x, np.arange(1, loss.n + 1))  # the curve continues, no gap, no repeat
         assert followed.step >= at_reopen and followed.total_steps == 100_000
 

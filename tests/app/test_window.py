@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QLabel, QMessageBox
 from app import settings, theme
 from app.designer import commands
 from app.designer.document import GraphDocument
+from app.designer.interactions import GESTURES
 from engine.errors import TrainbenchError
 from engine.graph import Graph
 from tests.app.conftest import click_node, snapshot
@@ -242,3 +243,113 @@ def test_start_up_shows_the_window_without_importing_torch(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "shown True Untitled (digits-cnn)[*] — Trainbench False" in out.stdout
+
+
+def test_the_designer_toolbar_status_and_shortcuts_stay_with_the_designer(window, qtbot):
+    area, doc = window.designer, window.doc
+    window.activateWindow()
+    bar = [window.toolbar, window.validity, window.zoom_label]
+    assert all(w.isVisible() for w in bar)
+    # On its own tab, Delete deletes the selected node...
+    click_node(qtbot, area, "drop")
+    qtbot.keyClick(area.view, Qt.Key.Key_Delete)
+    assert "drop" not in doc.graph.nodes
+    doc.undo_stack.undo()
+    click_node(qtbot, area, "drop")
+
+    for name in ("Runs", "Experiments"):
+        window.show_area(name)
+        qtbot.waitUntil(lambda name=name: window.area(name).isVisible())
+        assert not any(w.isVisible() for w in bar), name
+        assert not area.actions.delete.isEnabled() and not area.actions.redo.isEnabled()
+    # ...on another tab it does not touch the model out of sight
+    qtbot.keyClick(window.area("Runs"), Qt.Key.Key_Delete)
+    qtbot.keyClick(window.area("Runs"), Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
+    experiments = window.area("Experiments")  # where Delete and Ctrl+D are the runs table's own
+    experiments.ensure_loaded()
+    qtbot.keyClick(experiments.browser.table, Qt.Key.Key_Delete)
+    qtbot.keyClick(experiments.browser.table, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)
+    assert "drop" in doc.graph.nodes and doc.undo_stack.index() == 0
+
+    window.show_area("Designer")
+    assert all(w.isVisible() for w in bar)
+    assert area.actions.delete.isEnabled() and area.actions.redo.isEnabled()
+    assert not area.actions.undo.isEnabled()  # back as the undo stack says
+    assert area.scene.selected_node_ids() == ["drop"]
+
+
+def test_the_shortcuts_dialog_lists_every_shortcut(window, qtbot):
+    from app.window import ShortcutsDialog
+
+    window.show_shortcuts()
+    (dialog,) = window.findChildren(ShortcutsDialog)
+    qtbot.waitExposed(dialog)
+    shown = dialog.text.toPlainText()
+    rows = {what: keys for rows in window.shortcuts().values() for what, keys in rows}
+    assert rows["Fit to View"] == "Ctrl+0, F"
+    assert rows["Start run"] == "Ctrl+Return" and rows["Compare"] == "Ctrl+Return"
+    assert rows["Undo"].startswith("Ctrl+Z") and rows["Duplicate"] == "Ctrl+D"
+    # every action of the shell and the areas with a shortcut is in the dialog
+    from PySide6.QtGui import QAction
+
+    with_keys = [a for a in window.findChildren(QAction) if any(not k.isEmpty() for k in a.shortcuts())]
+    assert len(with_keys) >= 25
+    for action in with_keys:
+        title = action.property("title") or action.text().replace("&", "").rstrip("…")
+        assert title in shown, title
+    for what, how in GESTURES:
+        assert what in shown and how in shown
+    dialog.close()
+
+
+def test_pytorch_export_writes_the_code_and_its_weights_and_says_where(window, qtbot, file_dialog, tmp_path):
+    from PySide6.QtCore import QObject, QUrl, Slot
+    from PySide6.QtGui import QDesktopServices
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    class FileManager(QObject):
+        """Stands in for the desktop's file manager: Qt hands it the URLs it is asked to open."""
+
+        def __init__(self):
+            super().__init__()
+            self.opened: list[QUrl] = []
+
+        @Slot(QUrl)
+        def open(self, url: QUrl) -> None:
+            self.opened.append(url)
+
+    manager = FileManager()
+    QDesktopServices.setUrlHandler("file", manager, "open")
+    try:
+        file_dialog.next_path = str(tmp_path / "out" / "digits")
+        with qtbot.waitSignal(window.files.exported, timeout=120_000) as done:
+            window.files.export_actions["pytorch"].trigger()
+        fmt, path, error, written = done.args
+        assert error is None
+        code, weights = tmp_path / "out" / "digits.py", tmp_path / "out" / "digits.pt"
+        assert written == [str(code), str(weights)] and code.exists() and weights.exists()
+        assert window.statusBar().currentMessage() == "Exported PyTorch module: digits.py, digits.pt"
+
+        box = next(w for w in QApplication.topLevelWidgets() if w.objectName() == "exportedBox")
+        assert str(code) in box.text() and str(weights) in box.text()
+        show = next(b for b in box.buttons() if b.text() == "Show in Folder")
+        show.click()
+        assert manager.opened == [QUrl.fromLocalFile(str(code.parent))]
+        assert not isinstance(QApplication.activeModalWidget(), QMessageBox)  # it never blocked
+
+        # it closes like any window (a message box with no escape button refused to, and so
+        # the application refused to quit while it was open)
+        file_dialog.next_path = str(tmp_path / "again" / "digits")
+        with qtbot.waitSignal(window.files.exported, timeout=120_000):
+            window.files.export_actions["pytorch"].trigger()
+        box = next(w for w in QApplication.topLevelWidgets() if w.objectName() == "exportedBox")
+        assert box.isVisible() and box.close()
+    finally:
+        QDesktopServices.unsetUrlHandler("file")
+
+    # the pair runs on its own: the script loads the weights beside it and prints the model
+    out = subprocess.run(
+        [sys.executable, str(code)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("Model(")

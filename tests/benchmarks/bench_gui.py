@@ -1,9 +1,10 @@
-"""Desktop app timings: start-up to first painted window, and edits on a 500-node graph.
+"""Desktop app timings: start-up to first painted window, edits on a 500-node graph, and a
+theme switch with every area open.
 
-A script, not a test:  python tests/benchmarks/bench_gui.py [--runs 5]
+A script, not a test:  python tests/benchmarks/bench_gui.py [--runs 5] [--theme-runs 2000]
 Runs offscreen unless QT_QPA_PLATFORM is set (e.g. under xvfb-run with QT_QPA_PLATFORM=xcb).
-Targets: first window < 1.0 s without importing torch; add / move / connect on a
-500-node graph < 50 ms each; revalidation off the UI thread without freezing it.
+Targets: first window < 1.0 s without importing torch; add / move / connect on a 500-node graph
+< 50 ms each; revalidation off the UI thread without freezing it; a theme switch < 0.5 s.
 """
 
 from __future__ import annotations
@@ -174,12 +175,14 @@ def bench_edits(n: int, repeats: int) -> None:
     port = view.viewport()
     item = area.scene.nodes[dst]
     p = view.mapFromScene(item.mapToScene(item.body_rect().center()))
+    before = doc.graph.nodes[dst].pos
     QTest.mousePress(port, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p)
     mouse_moves = []
     for i in range(1, 11):
         mouse_moves.append(timed(lambda i=i: QTest.mouseMove(port, p + QPoint(4 * i, 2 * i))))
     QTest.mouseRelease(port, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p + QPoint(40, 20))
     settle()
+    assert doc.graph.nodes[dst].pos != before, "the mouse drag did not move the node"
     a = view.mapFromScene(area.scene.nodes[src].out_port_pos())
     b = view.mapFromScene(area.scene.nodes[dst].in_port_pos(0))
     QTest.mousePress(port, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, a)
@@ -241,17 +244,83 @@ def bench_edits(n: int, repeats: int) -> None:
     QApplication.processEvents()
 
 
+def bench_theme(runs: int, switches: int) -> None:
+    """View ▸ Theme with the designer, a run's monitor, the runs table (`runs` runs, parallel
+    coordinates and scatter drawn) and a comparison of five runs all built: milliseconds from
+    the menu action to the repainted window, the first switch and the following ones."""
+    from PySide6.QtWidgets import QApplication
+
+    from app.main import create_app, create_window
+    from engine.store import RunStore
+    from tests.app.experiments_synthetic import add_synthetic_runs
+    from tests.conftest import example
+
+    db = Path(tempfile.mkdtemp(prefix="bench-theme-")) / "runs.db"
+    store = RunStore(db)
+    ids = add_synthetic_runs(store, example("digits_cnn"), runs, points=50, families=min(20, runs // 10))
+    store.close()
+    app = create_app()
+    window = create_window(db_path=db)
+    window.resize(1440, 900)
+    window.show()
+
+    def settle(seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            app.processEvents()
+
+    settle(0.5)
+    runs_area = window.area("Runs")
+    window.show_area("Runs")
+    runs_area.show_run(runs_area.launcher.open_run(ids[0]))
+    settle(0.5)
+    window.show_area("Experiments")
+    experiments = window.area("Experiments")
+    experiments.ensure_loaded()
+    settle(1.5)  # the parallel coordinates and scatter build after the table paints
+    experiments.select(ids[:5])
+    experiments.show_compare()
+    settle(0.5)
+    experiments.show_browse()
+    settle(0.5)
+    window.show_area("Designer")
+    settle(0.3)
+    widgets = len(QApplication.allWidgets())
+    walls, cpus = [], []
+    for i in range(switches):
+        t, c = time.perf_counter(), time.process_time()
+        window.set_theme("dark" if i % 2 == 0 else "light")
+        app.processEvents()  # the repaint
+        walls.append((time.perf_counter() - t) * 1000)
+        cpus.append((time.process_time() - c) * 1000)
+    print(f"\nTheme switch, every area open ({widgets:,} widgets; {runs:,} runs in the Experiments table)")
+    for name, ms in (("wall clock", walls), ("CPU time", cpus)):
+        print(
+            f"  {name}: first switch {ms[0]:.0f} ms; then median {statistics.median(ms[1:]):.0f} ms,"
+            f" max {max(ms[1:]):.0f} ms over {switches - 1} (target < 500 ms)"
+        )
+    window.set_theme("light")
+    window.doc.undo_stack.setClean()
+    window.close()
+    app.processEvents()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="start-up runs")
     parser.add_argument("--nodes", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=10, help="edits of each kind")
+    parser.add_argument("--theme-runs", type=int, default=2000, help="runs in the store for the theme switch")
+    parser.add_argument("--theme-switches", type=int, default=7)
+    parser.add_argument("--only-theme", action="store_true", help="measure only the theme switch")
     args = parser.parse_args()
     print(
         f"Python {sys.version.split()[0]}, QT_QPA_PLATFORM={os.environ['QT_QPA_PLATFORM']}, {os.cpu_count()} CPUs\n"
     )
-    bench_startup(args.runs)
-    bench_edits(args.nodes, args.repeats)
+    if not args.only_theme:
+        bench_startup(args.runs)
+        bench_edits(args.nodes, args.repeats)
+    bench_theme(args.theme_runs, args.theme_switches)
 
 
 if __name__ == "__main__":

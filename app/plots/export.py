@@ -18,22 +18,31 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QToolButton
 
 
 def save_plot(widget: pg.PlotWidget, path: str | Path, title: str = "") -> Path:
+    """`widget`'s plot as PNG or SVG, by the suffix; `title`, when given, is drawn above it (on
+    screen a plot's title is a label outside it)."""
     path = Path(path)
-    if path.suffix.lower() == ".svg":
-        generator = QSvgGenerator()
-        generator.setFileName(str(path))
-        generator.setSize(widget.size())
-        generator.setViewBox(QRect(0, 0, widget.width(), widget.height()))
-        generator.setTitle(title or widget.objectName())
-        painter = QPainter(generator)
-        widget.render(painter)
-        painter.end()
-    else:
-        import pyqtgraph.exporters as exporters
+    item = widget.plotItem
+    if title:
+        item.setTitle(title, size="10pt", bold=True)
+    try:
+        if path.suffix.lower() == ".svg":
+            generator = QSvgGenerator()
+            generator.setFileName(str(path))
+            generator.setSize(widget.size())
+            generator.setViewBox(QRect(0, 0, widget.width(), widget.height()))
+            generator.setTitle(title or widget.objectName())
+            painter = QPainter(generator)
+            widget.render(painter)
+            painter.end()
+        else:
+            import pyqtgraph.exporters as exporters
 
-        exporter = exporters.ImageExporter(widget.plotItem)
-        exporter.parameters()["width"] = max(800, int(widget.plotItem.sceneBoundingRect().width() * 2))
-        exporter.export(str(path))
+            exporter = exporters.ImageExporter(item)
+            exporter.parameters()["width"] = max(800, int(item.sceneBoundingRect().width() * 2))
+            exporter.export(str(path))
+    finally:
+        if title:
+            item.setTitle(None)
     return path
 
 
