@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import json
 import keyword
-import math
 import re
 from collections import deque
 from dataclasses import dataclass, field
@@ -291,7 +290,9 @@ class Graph:
             reason = "a node cannot feed itself"
         elif op.max_inputs == 0:
             reason = f"{dst} ({op.name}) takes no inputs"
-        elif not 0 <= port < op.port_limit:
+        elif port < 0 or (op.max_inputs is not None and port >= op.max_inputs):
+            # a variadic op's port past MAX_INPUTS is kept and reported by the analysis, so the
+            # designer can open the file and show where it is wrong
             reason = f"{dst} ({op.name}) has {op.port_limit} input port(s); port {shown(port)} does not exist"
         elif port in used:
             reason = f"input {port} of {dst} is connected twice"
@@ -329,14 +330,16 @@ def id_problem(node_id) -> str | None:
 
 
 def _position(pos, node_id: str) -> tuple[float, float]:
+    """A node's place on the canvas: two numbers. Any number is kept, NaN and 1e308 included:
+    a position changes nothing the engine does, and the designer lays such nodes out afresh."""
     if (
         isinstance(pos, list | tuple)
         and len(pos) == 2
-        and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in pos)
-        and all(abs(v) < 1e15 for v in pos)
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in pos)
+        and all(not isinstance(v, int) or abs(v) < 2**1000 for v in pos)  # float() of a huge int overflows
     ):
         return float(pos[0]), float(pos[1])
-    raise GraphError([(node_id, f"pos must be [x, y], two finite numbers, got {shown(pos)}")])
+    raise GraphError([(node_id, f"pos must be [x, y], two numbers, got {shown(pos)}")])
 
 
 def _list(data: dict, key: str, problems: list) -> list:

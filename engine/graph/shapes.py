@@ -15,7 +15,7 @@ import heapq
 from dataclasses import dataclass, field
 
 from engine.errors import GraphError
-from engine.fields import cap_problems, check_fields, listed
+from engine.fields import cap_problems, check_fields, listed, number_text
 from engine.graph.model import Graph
 from engine.graph.ops import OPS, ShapeError, TensorType
 
@@ -237,6 +237,8 @@ def _find_output(graph: Graph, outgoing, problems) -> str | None:
 
 
 def _missing_ports(op, ports: dict[int, str]) -> str | None:
+    if ports and max(ports) >= op.port_limit:  # a file may wire a variadic op at port 10^9
+        return f"has {op.port_limit} input port(s); port {number_text(max(ports))} does not exist"
     need = op.min_inputs
     have = len(ports)
     if have < need:

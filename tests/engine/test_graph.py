@@ -217,7 +217,7 @@ def test_from_dict_checks_every_value_before_using_it():
         "version must be a whole number >= 1, got '1'",
         "nodes[0]: id ['x']",
         "unknown op ['Linear']",
-        "pos must be [x, y], two finite numbers",
+        "pos must be [x, y], two numbers",
         "params must be an object, got 'wide'",
         "nodes[6] must be an object with an id and an op",
         "a node cannot feed itself",
@@ -228,16 +228,15 @@ def test_from_dict_checks_every_value_before_using_it():
         assert expected in text, (expected, text)
 
 
-def test_a_port_of_a_billion_is_refused_with_a_short_message():
+def test_a_port_of_a_billion_is_a_short_problem_not_an_8_gb_list():
+    """Kept by the parser (the designer opens such a file and shows it), refused by the analysis."""
     doc = {
         "nodes": [{"id": "x", "op": "Input", "params": {"shape": [4]}}, {"id": "s", "op": "Add"}],
         "edges": [{"from": "x", "to": "s", "port": 0}, {"from": "x", "to": "s", "port": 10**9}],
     }
-    with pytest.raises(
-        GraphError, match=r"s \(Add\) has 64 input port\(s\); port 1e\+09 does not exist"
-    ) as err:
-        Graph.from_dict(doc)
-    assert len(str(err.value)) < 200
+    found = problems(Graph.from_dict(doc))
+    assert ("s", "has 64 input port(s); port 1e+09 does not exist") in found
+    assert sum(len(m) for _, m in found) < 500
 
 
 def test_a_model_that_unrolls_to_a_billion_layers_is_refused_before_building():

@@ -246,8 +246,10 @@ def _graph_cases(c: Cases, name: str, base: dict) -> None:
             with_graph(lambda g, i=i, op=op: g["nodes"][i].__setitem__("op", op), f"op {op}")
         for params in ([], "x", 5):
             with_graph(lambda g, i=i, p=params: g["nodes"][i].__setitem__("params", p), f"params {params}")
-        for pos in ("x", [1], [math.nan, 0], None, [1e308, 0], [True, 0], [1, 2, 3]):
+        for pos in ("x", [1], None, [True, 0], [1, 2, 3], [10**400, 0]):
             with_graph(lambda g, i=i, p=pos: g["nodes"][i].__setitem__("pos", p), f"pos {pos}")
+        for pos in ([math.nan, math.inf], [1e308, -1e308]):  # any two numbers: the designer re-lays them out
+            with_graph(lambda g, i=i, p=pos: g["nodes"][i].__setitem__("pos", p), f"pos {pos}", expect="ok")
         op = OPS.get(nodes[i]["op"])
         for f in (op.params if op else ())[:3]:
             if f.kind in ("int", "float"):
