@@ -102,7 +102,6 @@ if __name__ == "__main__":
     weights = pathlib.Path(__file__).with_suffix(".pt")
     if weights.exists():
         model.load_state_dict(torch.load(weights, weights_only=True))
-    print(NAME)
     print(model)
 '''
     path.write_text(code)
