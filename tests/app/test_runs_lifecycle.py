@@ -13,7 +13,8 @@ from tests.app.runs_fixtures import EXAMPLES, curve_length, spec, wait_status
 
 def test_stop_mid_run_then_resume_continues_from_the_same_step(runs_area, qtbot, store):
     area = runs_area
-    live = area.start(spec(name="stop-resume", train={"max_steps": 600}, checkpoint={"every": 10_000}))
+    total = 4000  # long enough that the stop lands mid-run on a loaded machine too
+    live = area.start(spec(name="stop-resume", train={"max_steps": total}, checkpoint={"every": 10_000}))
     qtbot.waitUntil(lambda: curve_length(area, live) >= 20, timeout=60_000)
     monitor = area.current_monitor()
     assert monitor.stop_button.isEnabled() and not monitor.resume_button.isEnabled()
@@ -24,7 +25,7 @@ def test_stop_mid_run_then_resume_continues_from_the_same_step(runs_area, qtbot,
 
     row = store.get_run(live.run_id)
     stopped_at = row["summary"]["steps"]
-    assert row["status"] == "stopped" and 0 < stopped_at < 600
+    assert row["status"] == "stopped" and 0 < stopped_at < total
     (checkpoint,) = [c for c in store.checkpoints(live.run_id) if c["tag"] == "stop"]
     assert checkpoint["step"] == stopped_at
     loss = live.series["train/loss"]
@@ -37,9 +38,9 @@ def test_stop_mid_run_then_resume_continues_from_the_same_step(runs_area, qtbot,
     wait_status(qtbot, live, ("completed", "stopped", "failed", "crashed"))
     assert live.status == "completed", live.error
     # one curve, every step once, continuing from the checkpoint's step
-    assert np.array_equal(loss.x, np.arange(1, 601))
+    assert np.array_equal(loss.x, np.arange(1, total + 1))
     steps, values, _ = store.series(live.run_id, "train/loss")
-    assert np.array_equal(steps, np.arange(1, 601)) and np.allclose(values, loss.y)
+    assert np.array_equal(steps, np.arange(1, total + 1)) and np.allclose(values, loss.y)
     qtbot.waitUntil(lambda: curve_length(area, live) > 0)
     assert any("resuming run" in line.text for line in live.logs)
     assert any(f"resumed from the checkpoint at step {stopped_at}" in line.text for line in live.logs)
