@@ -52,6 +52,9 @@ def _error(err: Exception) -> None:
         print(f"trainbench: error: {err}", file=sys.stderr)
 
 
+FORCE_HELP = "accept a spec whose memory estimate does not fit the device's free memory"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="trainbench",
@@ -76,10 +79,18 @@ def _parser() -> argparse.ArgumentParser:
         "--events", metavar="FILE", help="write the live event stream as JSON lines ('-' for stdout)"
     )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     v = _command(sub, "validate", cmd_validate)
     v.add_argument("spec")
-    v.add_argument("--json", action="store_true")
+    v.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="as for `run`")
+    v.add_argument("--force", action="store_true", help=FORCE_HELP)
+    v.add_argument(
+        "--measure",
+        action="store_true",
+        help="load the data set and ask torch for the devices' free memory (exact, but takes seconds)",
+    )
+    v.add_argument("--json", action="store_true", help=JSON_HELP)
 
     ls = _command(sub, "runs", cmd_runs)
     ls.add_argument("--status", choices=STATUSES, help="only runs with this status")
@@ -292,20 +303,24 @@ class _ProgressBar:
 
 
 def cmd_validate(args) -> int:
-    """check a spec: every error, or the model's shape table
+    """check a spec as a run would: every error, or the model's table, data and memory fit
 
-    Prints each node's output shape, parameters and FLOPs and the memory-fit estimate, or every
-    problem with its field or node (exit 2)."""
-    from engine import lineage
-    from engine.graph.model import Graph
-    from engine.graph.shapes import analyze
+    Makes every check a run makes before its first step (engine.preflight), without torch: the
+    spec's fields, the model's shapes, the data (CSV cells, image headers, text encoding), the
+    model against the data, the global batch, and the memory-fit estimate, which is an error
+    unless --force. Prints each node's output shape, parameters and FLOPs and the estimate, or
+    every problem with its field or node (exit 2). Warnings (a warm-up or an evaluation cadence
+    longer than the run) go to stderr and keep exit 0. --measure loads the data set and asks
+    torch for the devices' free memory instead."""
+    from engine.preflight import preflight
 
-    spec = load_spec(args.spec)
-    if lineage.parent_id(spec) is not None:  # check the parent and take the model from it
-        spec = lineage.resolve(spec, _store(args))
-    analysis = analyze(Graph.from_dict(spec["model"]))
+    spec = load_spec(args.spec, args.set)
+    store = _store(args) if spec["task"]["kind"] != "train" else None  # the parent run is checked
+    report = preflight(spec, store, force=args.force, measure=args.measure)
+    spec, analysis, memory = report.spec, report.analysis, report.memory
     rows = analysis.table()
-    memory = _memory_estimate(spec, analysis)
+    for where, msg in report.warnings:
+        print(f"trainbench: warning: {where}: {msg}", file=sys.stderr)
     if args.json:
         print(
             json.dumps(
@@ -314,9 +329,13 @@ def cmd_validate(args) -> int:
                     "nodes": rows,
                     "total_params": analysis.total_params,
                     "total_flops": analysis.total_flops,
-                    "memory": memory.as_dict(),
+                    "total_steps": report.total_steps,
+                    "data": report.data.__dict__ if report.data else None,
+                    "memory": memory.as_dict() if memory else None,
+                    "warnings": [{"path": p, "message": m} for p, m in report.warnings],
                 },
                 indent=2,
+                default=list,
             )
         )
         return 0
@@ -324,21 +343,13 @@ def cmd_validate(args) -> int:
     print(
         f"\n{spec['name']}: valid; {analysis.total_params:,} parameters, {analysis.total_flops:,} FLOPs per sample (forward)"
     )
-    print("\n".join(["", *memory.lines()]))
+    if report.data is not None:
+        d = report.data
+        steps = f"; {report.total_steps:,} steps" if report.total_steps else ""
+        print(f"data: {d.name}, {d.train_samples:,} train / {d.val_samples:,} validation samples{steps}")
+    if memory is not None:
+        print("\n".join(["", *memory.lines()]))
     return 0
-
-
-def _memory_estimate(spec: dict, analysis):
-    """The memory-fit estimate, with the data set's bytes when it loads."""
-    from engine.data import load_dataset
-    from engine.errors import DataError
-    from engine.memory import estimate_memory
-
-    try:
-        data = load_dataset(spec["data"], spec["task"]["objective"])
-    except DataError:
-        data = None  # validation reports data problems elsewhere; estimate without it
-    return estimate_memory(spec, analysis, data)
 
 
 # ------------------------------------------------------------------ runs, show, compare

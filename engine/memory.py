@@ -31,10 +31,16 @@ the fit check adds as a fixed allowance.
 from __future__ import annotations
 
 import math
+import os
+import platform
+import re
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from engine.graph.model import Graph
-from engine.graph.shapes import Analysis, NodeInfo, analyze
+from engine.graph.ops import OPS
+from engine.graph.shapes import Analysis, analyze
 
 GIB = 2**30
 # Outside torch's tensors: the CUDA context (or, on CPU, the interpreter and torch itself).
@@ -121,11 +127,52 @@ class MemoryEstimate:
         rows.extend(f"  note: {n}" for n in self.notes)
         return rows
 
+    def misfit(self) -> tuple[str, str] | None:
+        """(spec path, message) when the run does not fit: the largest memory term, by how much,
+        and what would make it fit; None when it fits or the free memory is unknown."""
+        if self.fits is not False:
+            return None
+        terms = {
+            "activations": self.activations,
+            "the parameters with their gradients and optimizer state": self.parameters
+            + self.casts
+            + self.gradients
+            + self.optimizer,
+            "the data set, held in memory": self.data or 0,
+            "evaluation": self.evaluation,
+        }
+        term = max(terms, key=terms.get)
+        head = (
+            f"needs ~{_size(self.required)} but {_size(self.capacity)} is free on {self.device}; "
+            f"the largest part is {term} ({_size(terms[term])})"
+        )
+        if term == "activations":
+            per_sample = self.activations / self.batch_size
+            room = self.capacity - (self.required - self.activations)
+            fits_at = int(room // per_sample) if per_sample else 0
+            ways = [f"lower train.batch_size to {fits_at:,} or less"] if fits_at >= 1 else []
+            if not self.checkpointing and self.activations_checkpointed < self.activations_plain:
+                ways.append("set hardware.activation_checkpointing")
+            if self.precision == "fp32":
+                ways.append("train in bf16 (train.precision)")
+            path = "train.batch_size"
+            advice = " or ".join(ways) or "make the model's layers narrower"
+        elif term == "evaluation":
+            path, advice = "train.eval_batch_size", "lower train.eval_batch_size"
+        elif term.startswith("the data"):
+            path, advice = "data", "use fewer or smaller samples"
+        else:
+            path = "model"
+            advice = "make the model smaller" + (
+                "" if self.strategy.startswith("fsdp") else ", or shard it with fsdp"
+            )
+        return path, f"{head}: {advice} (--force starts it anyway)"
+
 
 def _size(n: int) -> str:
-    for unit, scale in (("GiB", GIB), ("MiB", 2**20), ("KiB", 2**10)):
+    for unit, scale in (("TiB", 2**40), ("GiB", GIB), ("MiB", 2**20), ("KiB", 2**10)):
         if n >= scale:
-            return f"{n / scale:.1f} {unit}"
+            return f"{n / scale:,.1f} {unit}"
     return f"{n} B"
 
 
@@ -142,85 +189,56 @@ class _Acts:
     units: list[int] = field(default_factory=list)  # parameters of each sharding unit
 
 
-def _internal(info: NodeInfo) -> int:
-    """Elements one sample of this node saves for backward (inputs of its inner ops included)."""
-    out = math.prod(info.out.shape) if info.out else 0
-    p = info.params
-    if info.op == "TransformerBlock":
-        t, d = info.inputs[0].shape[-2], info.inputs[0].shape[-1]
-        return (9 + 2 * p["mlp_ratio"]) * t * d  # LN, QKV, attention, projection, LN, MLP in and out
-    if info.op == "MultiheadSelfAttention":
-        return 6 * out  # input, Q/K/V, attention output (saved twice: by SDPA and the projection)
-    if info.op in ("LSTM", "GRU"):
-        gates = 4 if info.op == "LSTM" else 3
-        return (gates + 2) * out * p["num_layers"]
-    return out
-
-
-def _largest_tensor(info: NodeInfo) -> int:
-    out = math.prod(info.out.shape) if info.out else 0
-    if info.op == "TransformerBlock":
-        return info.params["mlp_ratio"] * out  # the MLP's hidden layer
-    if info.op in ("MultiheadSelfAttention", "LSTM", "GRU"):
-        return 4 * out  # Q/K/V together; the gates
-    return out
-
-
-def _live(info: NodeInfo) -> int:
-    """Elements one sample of this node holds at once under no_grad: its input, output and the
-    widest intermediate."""
-    out = math.prod(info.out.shape) if info.out else 0
-    if info.op == "TransformerBlock":
-        t, d = info.inputs[0].shape[-2], info.inputs[0].shape[-1]
-        return (2 + 2 * info.params["mlp_ratio"]) * t * d  # residual, input and the MLP's hidden layer twice
-    if info.op == "MultiheadSelfAttention":
-        return 5 * out
-    if info.op in ("LSTM", "GRU"):
-        return (4 if info.op == "LSTM" else 3) * out + 2 * out
-    return sum(math.prod(t.shape) for t in info.inputs) + out
-
-
 def _walk(analysis: Analysis, acts: _Acts) -> None:
+    """Add up what each node saves, by the op registry's activation rules. A block op's copies
+    and `unit` ops are what checkpointing recomputes and FSDP shards one at a time."""
     for nid in analysis.order:
         info = analysis.nodes[nid]
         if info.out is None:
             continue
-        if info.op == "Repeat":
-            body = analyze(Graph.from_dict(info.params["body"]), info.inputs[0])
+        op = OPS[info.op]
+        if info.body is not None:
             inner = _Acts()
-            _walk(body, inner)
-            times = info.params["times"]
-            boundary = math.prod(info.inputs[0].shape)
-            acts.plain += times * inner.plain
-            acts.kept += times * boundary
+            _walk(info.body, inner)
+            copies = info.params[op.copies] if op.copies else 1
+            acts.plain += copies * inner.plain
+            acts.kept += copies * math.prod(info.inputs[0].shape)
             acts.unit_max = max(acts.unit_max, inner.plain)
             acts.largest = max(acts.largest, inner.largest)
             acts.live = max(acts.live, inner.live)
-            acts.units.extend([body.total_params] * times)
+            acts.units.extend([info.body.total_params] * copies)
             continue
-        n = _internal(info)
-        acts.plain += n
-        acts.largest = max(acts.largest, _largest_tensor(info))
-        acts.live = max(acts.live, _live(info))
-        if info.op == "TransformerBlock":
+        use = op.activation_use(info.params, info.inputs, info.out)
+        acts.plain += use.saved
+        acts.largest = max(acts.largest, use.largest)
+        acts.live = max(acts.live, use.live)
+        if "unit" in op.traits:
             acts.kept += math.prod(info.inputs[0].shape)
-            acts.unit_max = max(acts.unit_max, n)
+            acts.unit_max = max(acts.unit_max, use.saved)
             acts.units.append(info.n_params)
         else:
-            acts.kept += n
+            acts.kept += use.saved
 
 
 # ------------------------------------------------------------------ the estimate
 
 
 def estimate_memory(spec: dict, analysis: Analysis | None = None, data=None, plan=None) -> MemoryEstimate:
-    """Per-device memory of `spec`. `plan` (a `WorldPlan`) may describe a hypothetical device
-    set (the GUI's device choice); by default it is this machine's. `data` (a `Dataset`) adds
-    the data set's bytes; without it they are left out and a note says so."""
-    from engine.strategies.world import plan_world
+    """Per-device memory of `spec`. `plan` (a `WorldPlan`, or a `DevicePlan`) may describe a
+    hypothetical device set (the GUI's device choice); by default it is this machine's, told
+    without torch where `device_plan` can (so the GUI and `trainbench validate` never import
+    it), else by `plan_world`. `data` (a `Dataset`, or the `DataInfo` the preflight describes
+    without loading) adds the data set's bytes; without it they are left out and a note says so."""
+    from engine.data import as_info
 
     analysis = analysis or analyze(Graph.from_dict(spec["model"]))
-    plan = plan or plan_world(spec)
+    if plan is None:
+        plan = device_plan(spec)
+    if plan is None:
+        from engine.strategies.world import plan_world
+
+        plan = plan_world(spec)
+    data = as_info(data) if data is not None else None
     hw, train = spec["hardware"], spec["train"]
     world, strategy = plan.world_size, plan.strategy
     low = train["precision"] in ("bf16", "fp16")
@@ -245,7 +263,7 @@ def estimate_memory(spec: dict, analysis: Analysis | None = None, data=None, pla
     plain = activation_bytes(acts.plain)
     checkpointed = activation_bytes(acts.kept + acts.unit_max)
     eval_batch = (
-        min(train["eval_batch_size"], len(data.x_val)) if data is not None else train["eval_batch_size"]
+        min(train["eval_batch_size"], data.val_samples) if data is not None else train["eval_batch_size"]
     )
     evaluation = eval_batch * (acts.live * elem + 2 * out_n * 4)
 
@@ -271,11 +289,13 @@ def estimate_memory(spec: dict, analysis: Analysis | None = None, data=None, pla
 
     data_b = None
     if data is not None:
-        data_b = sum(a.nbytes for a in (data.x_train, data.y_train, data.x_val, data.y_val))
+        data_b = data.nbytes
     else:
         notes.append("the data set is not counted (not loaded)")
 
     device, capacity = _capacity(plan)
+    if capacity is None and plan.device_type == "cuda":
+        notes.append("the GPUs' free memory needs NVML (pip install nvidia-ml-py) or validate --measure")
     return MemoryEstimate(
         strategy=strategy if strategy != "fsdp" else f"fsdp {hw['fsdp_sharding']}",
         world_size=world,
@@ -299,11 +319,121 @@ def estimate_memory(spec: dict, analysis: Analysis | None = None, data=None, pla
     )
 
 
+# ------------------------------------------------------------------ the devices, without torch
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """What the estimate reads of a `WorldPlan` (engine.strategies.world), worked out without
+    importing torch: `device_plan` makes one for `trainbench validate`, which must answer in
+    well under a second (importing torch takes seconds)."""
+
+    device_type: str
+    strategy: str
+    nproc_per_node: int
+    max_nodes: int
+    gpus: tuple[int, ...] | None
+
+    @property
+    def world_size(self) -> int:
+        return self.nproc_per_node * self.max_nodes
+
+
+def device_plan(spec: dict) -> DevicePlan | None:
+    """This machine's plan for `spec` without torch, or None when only torch can tell (then
+    call `plan_world`). Raises SpecError where a run would: CUDA or MPS asked for and absent."""
+    from engine.errors import SpecError
+    from engine.spec import parse_nnodes
+
+    hw = spec["hardware"]
+    want = hw["device"]
+    gpus = _cuda_gpus() if want in ("auto", "cuda") else []
+    if gpus is None:
+        return None
+    if want == "auto":
+        want = "cuda" if gpus else "cpu"
+    if want == "cuda" and not gpus:
+        raise SpecError.at(
+            "hardware.device", "cuda was asked for but no CUDA GPU is visible (see `trainbench devices`)"
+        )
+    if want == "mps":
+        if platform.system() == "Darwin":
+            return None  # only torch knows whether this Mac's Metal backend is there
+        raise SpecError.at("hardware.device", "mps was asked for but Apple's Metal backend is not available")
+    selected = tuple(hw["gpus"]) if hw["gpus"] and want == "cuda" else None
+    if want == "cuda":
+        nproc = hw["nproc_per_node"] or (len(selected) if selected else len(gpus))
+    else:
+        nproc = hw["nproc_per_node"] or 1
+    _, max_nodes = parse_nnodes(hw["nnodes"])
+    strategy = hw["strategy"]
+    if strategy == "auto":  # as world.choose_strategy: single on one process, DDP on several
+        strategy = "single" if nproc * max_nodes == 1 else "ddp"
+    return DevicePlan(want, strategy, nproc, max_nodes, selected)
+
+
+def _cuda_gpus() -> list[int] | None:
+    """Indices of the CUDA GPUs torch would see, told without importing it; None when unsure.
+
+    torch sees none when its build has no CUDA (read from torch/version.py), when the NVIDIA
+    driver is absent (Linux: /proc/driver/nvidia), or when CUDA_VISIBLE_DEVICES hides them."""
+    # Found on sys.path by hand: even importlib's find_spec would run the import machinery
+    # (and its hooks) for torch.
+    found = [p / "torch" / "version.py" for p in map(Path, filter(None, sys.path))]
+    version = next((v for v in found if v.is_file()), None)
+    if version is None:
+        return []  # no torch: a run could not start, but that is not the device's to say
+    try:
+        text = version.read_text()
+    except OSError:
+        return None
+    build = dict(re.findall(r"^(cuda|hip)\b[^=]*=\s*(.+?)\s*$", text, re.M))
+    if build.get("hip", "None") != "None":
+        return None  # ROCm: torch.cuda drives AMD GPUs, which NVML does not see
+    if build.get("cuda") == "None":
+        return []  # a CPU build
+    count = _nvml_count()
+    if count is None:
+        if platform.system() != "Linux":
+            return None
+        gpus = Path("/proc/driver/nvidia/gpus")
+        count = len(list(gpus.iterdir())) if gpus.is_dir() else 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        shown = []
+        for item in (v.strip() for v in visible.split(",")):
+            if not item.lstrip("-").isdigit():
+                return None if item else []  # GPU UUIDs, MIG names: torch's to resolve
+            if item.startswith("-"):
+                break  # CUDA stops at the first invalid index
+            shown.append(item)
+        count = min(count, len(shown))
+    return list(range(count))
+
+
+def _nvml():
+    from engine.devices import _nvml as nvml
+
+    return nvml()
+
+
+def _nvml_count() -> int | None:
+    nv = _nvml()
+    if nv is None:
+        return None
+    try:
+        return int(nv.nvmlDeviceGetCount())
+    except Exception:  # noqa: BLE001 - a driver that fails to answer: unknown
+        return None
+
+
 def _capacity(plan) -> tuple[str, int | None]:
     """(device description, bytes one process may use): the least free memory among the
     selected GPUs; on CPU (and MPS's unified memory) the available RAM shared by this machine's
-    processes."""
+    processes. A `DevicePlan` asks NVML for the GPUs (or says unknown); a `WorldPlan` asks torch."""
     if plan.device_type == "cuda":
+        if isinstance(plan, DevicePlan):
+            return _nvml_capacity(plan)
         import torch
 
         if not torch.cuda.is_available():
@@ -317,3 +447,22 @@ def _capacity(plan) -> tuple[str, int | None]:
     available = cpu_info()["available_bytes"]
     share = f" (÷{plan.nproc_per_node} processes)" if plan.nproc_per_node > 1 else ""
     return f"{plan.device_type}{share}", available // plan.nproc_per_node if available else None
+
+
+def _nvml_capacity(plan: DevicePlan) -> tuple[str, int | None]:
+    gpus = list(plan.gpus) if plan.gpus else list(range(_nvml_count() or 0))
+    gpus = gpus[: plan.nproc_per_node]
+    where = f"cuda:{','.join(map(str, gpus))}"
+    nv = _nvml()
+    if nv is None or not gpus:
+        return where, None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    physical = [int(v) for v in visible.split(",") if v.strip().isdigit()] if visible else None
+    try:
+        free = [
+            nv.nvmlDeviceGetMemoryInfo(nv.nvmlDeviceGetHandleByIndex(physical[g] if physical else g)).free
+            for g in gpus
+        ]
+    except Exception:  # noqa: BLE001 - an index NVML does not know, a driver that fails: unknown
+        return where, None
+    return where, int(min(free))

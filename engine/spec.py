@@ -14,11 +14,20 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from engine.errors import GraphError, SpecError
-from engine.fields import REQUIRED, Field, check_fields, join
-from engine.jsonfile import read_json
+from engine.errors import DataError, GraphError, SpecError
+from engine.fields import REQUIRED, Field, cap_problems, check_fields, join, number_text, shorten, shown
+from engine.jsonfile import MAX_DEPTH, read_json, too_deep
 
 SCHEMA_VERSION = 1
+
+# Ceilings for counts that only ever grow a run's time or memory: far beyond what trains on
+# one machine, low enough that no value passes validation to exhaust memory first (a seed of
+# 1e308, 10^8 synthetic samples). The memory-fit check does the rest.
+MAX_STEPS = 10**9
+MAX_SEED = 2**32 - 1
+MAX_RUN_ID = 2**63 - 1  # SQLite's largest integer
+MAX_BATCH = 1 << 20
+MAX_NODES = 1024  # machines of one run
 
 DATA_SOURCES = (
     "digits",
@@ -74,13 +83,23 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             min_exclusive=True,
             label="Validation share",
         ),
-        Field("split_seed", "int", 0, "seed of the train/validation split", min=0, label="Split seed"),
+        Field(
+            "split_seed",
+            "int",
+            0,
+            "seed of the train/validation split",
+            min=0,
+            max=MAX_SEED,
+            label="Split seed",
+        ),
         Field(
             "image_size",
             "ints",
             [32, 32],
-            "images: resize to height, width",
+            "images: resize to height, width (one number: square)",
             min=1,
+            max=4096,
+            max_items=2,
             when={"source": ("images",)},
         ),
         Field("grayscale", "bool", False, "images: read as one channel", when={"source": ("images",)}),
@@ -90,24 +109,44 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             64,
             "text: tokens (bytes) per training sample",
             min=2,
+            max=1 << 16,
             when={"source": ("text",)},
         ),
-        Field("samples", "int", 2000, "synthetic: number of samples", min=10, when={"source": SYNTHETIC}),
-        Field("features", "int", 20, "synthetic: number of features", min=1, when={"source": SYNTHETIC}),
+        Field(
+            "samples",
+            "int",
+            2000,
+            "synthetic: number of samples",
+            min=10,
+            max=1_000_000,
+            when={"source": SYNTHETIC},
+        ),
+        Field(
+            "features",
+            "int",
+            20,
+            "synthetic: number of features",
+            min=1,
+            max=10_000,
+            when={"source": SYNTHETIC},
+        ),
         Field(
             "classes",
             "int",
             3,
             "synthetic classification: number of classes",
             min=2,
+            max=1000,
             when={"source": ("synthetic_classification",)},
         ),
         Field(
             "noise",
             "float",
             0.1,
-            "synthetic: label noise (classification) or output noise (regression)",
+            "synthetic: the share of labels flipped (classification, at most 1) or the output noise's "
+            "standard deviation (regression)",
             min=0,
+            max=1000,
             when={"source": SYNTHETIC},
         ),
     ),
@@ -150,6 +189,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             None,
             "clip the global gradient norm to this value",
             min=0,
+            max=1e6,
             min_exclusive=True,
             optional=True,
             label="Gradient clip",
@@ -163,6 +203,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             0,
             "linear warm-up from 0 over this many steps",
             min=0,
+            max=MAX_STEPS,
             label="Warm-up steps",
         ),
         Field(
@@ -171,6 +212,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             1000,
             "step: multiply by gamma every this many steps",
             min=1,
+            max=MAX_STEPS,
             when={"name": ("step",)},
         ),
         Field(
@@ -202,10 +244,11 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             None,
             "stop after this many optimizer steps (overrides epochs)",
             min=1,
+            max=MAX_STEPS,
             optional=True,
             label="Max steps",
         ),
-        Field("batch_size", "int", 64, "samples per device per micro-batch", min=1),
+        Field("batch_size", "int", 64, "samples per device per micro-batch", min=1, max=MAX_BATCH),
         Field(
             "grad_accum", "int", 1, "micro-batches per optimizer step", min=1, max=1024, label="Accumulation"
         ),
@@ -222,15 +265,30 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             0,
             "evaluate every N steps (0: at the end of every epoch)",
             min=0,
+            max=MAX_STEPS,
             label="Evaluate every",
         ),
-        Field("eval_batch_size", "int", 512, "samples per evaluation batch", min=1, label="Eval batch size"),
-        Field("seed", "int", 0, "seeds weights, shuffling and dropout", min=0),
+        Field(
+            "eval_batch_size",
+            "int",
+            512,
+            "samples per evaluation batch",
+            min=1,
+            max=MAX_BATCH,
+            label="Eval batch size",
+        ),
+        Field("seed", "int", 0, "seeds weights, shuffling and dropout", min=0, max=MAX_SEED),
         Field("deterministic", "bool", False, "use deterministic kernels (slower)"),
     ),
     "checkpoint": (
         Field(
-            "every", "int", 0, "save every N steps (0: at the end of every epoch)", min=0, label="Save every"
+            "every",
+            "int",
+            0,
+            "save every N steps (0: at the end of every epoch)",
+            min=0,
+            max=MAX_STEPS,
+            label="Save every",
         ),
         Field("keep", "int", 3, "periodic checkpoints kept besides the last", min=1, max=1000),
     ),
@@ -248,6 +306,8 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             None,
             "CUDA device indices to use (default: all visible)",
             min=0,
+            max=1023,
+            max_items=1024,
             optional=True,
             label="GPUs",
             when={"device": ("auto", "cuda")},
@@ -276,6 +336,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             0,
             "this machine's place (0: the launching machine, which holds the run store)",
             min=0,
+            max=MAX_NODES - 1,
             label="Node rank",
         ),
         Field(
@@ -335,6 +396,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             None,
             "id of the completed run to prune (required for a prune run)",
             min=1,
+            max=MAX_RUN_ID,
             optional=True,
             traits={"run"},
         ),
@@ -378,6 +440,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             None,
             "the parameter budget",
             min=1,
+            max=2**63 - 1,
             optional=True,
             label="Max params",
             when={"target": ("params",)},
@@ -388,6 +451,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             None,
             "the budget of FLOPs per sample",
             min=1,
+            max=2**63 - 1,
             optional=True,
             label="Max FLOPs",
             when={"target": ("flops",)},
@@ -407,6 +471,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             "fine-tuning epochs after each step (0: none; default: train.epochs); the train, optim and "
             "schedule sections govern the fine-tuning",
             min=0,
+            max=100000,
             optional=True,
             label="Fine-tune epochs",
         ),
@@ -432,6 +497,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             None,
             "id of the completed run to learn from (required for a distill run)",
             min=1,
+            max=MAX_RUN_ID,
             optional=True,
             traits={"run"},
         ),
@@ -483,6 +549,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             1.0,
             "weight of the feature-matching (mean squared error) loss",
             min=0,
+            max=1000,
             label="Feature weight",
         ),
         _parent_checkpoint(),
@@ -503,22 +570,37 @@ TOP_LEVEL = (
 # Migrations from schema N to N+1, applied in order; each takes and returns a document.
 MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
 
-# Checks that need more than one field, run after field validation: (doc, problems) -> None.
-CROSS_CHECKS: list[Callable[[dict, list], None]] = []
+# Checks that need more than one field, run after field validation: (sections they read,
+# check(doc, problems)). A check runs only when the sections it reads (a top-level field
+# counts as its own section) passed validation, so it never sees a value of the wrong type.
+CROSS_CHECKS: list[tuple[tuple[str, ...], Callable[[dict, list], None]]] = []
+
+
+def cross_check(*sections: str):
+    """Register a check of several fields that reads `sections` of the validated spec."""
+
+    def register(check: Callable[[dict, list], None]):
+        CROSS_CHECKS.append((sections, check))
+        return check
+
+    return register
 
 
 def parse_nnodes(text: str) -> tuple[int, int]:
     """`"2"` → (2, 2); `"1:4"` → (1, 4), an elastic run that starts once one machine is there."""
-    lo, sep, hi = str(text).partition(":")
+    lo, sep, hi = str(text).partition(":") if isinstance(text, str | int) else ("", "", "")
     try:
         low, high = int(lo), int(hi if sep else lo)
     except ValueError:
-        raise SpecError.at("hardware.nnodes", f"must be N or MIN:MAX machines, got {text!r}") from None
+        raise SpecError.at("hardware.nnodes", f"must be N or MIN:MAX machines, got {shown(text)}") from None
     if not 1 <= low <= high:
-        raise SpecError.at("hardware.nnodes", f"needs 1 <= MIN <= MAX, got {text!r}")
+        raise SpecError.at("hardware.nnodes", f"needs 1 <= MIN <= MAX, got {shown(text)}")
+    if high > MAX_NODES:
+        raise SpecError.at("hardware.nnodes", f"must be at most {MAX_NODES} machines, got {shown(text)}")
     return low, high
 
 
+@cross_check("hardware")
 def _check_hardware(doc: dict, problems: list) -> None:
     hw = doc["hardware"]
     if isinstance(hw["nnodes"], int) and not isinstance(hw["nnodes"], bool):
@@ -561,9 +643,7 @@ def _check_hardware(doc: dict, problems: list) -> None:
         )
 
 
-CROSS_CHECKS.append(_check_hardware)
-
-
+@cross_check("task", "prune", "distill")
 def _check_lineage(doc: dict, problems: list) -> None:
     """What a prune/distill spec can get wrong without looking at its parent run."""
     kind = doc["task"]["kind"]
@@ -599,9 +679,6 @@ def _check_lineage(doc: dict, problems: list) -> None:
             )
 
 
-CROSS_CHECKS.append(_check_lineage)
-
-
 def load_spec(path: str | Path, sets: list[str] = (), store=None) -> dict:
     """Read a spec file, apply `--set PATH=VALUE` overrides, migrate and validate it; raises
     SpecError (or DataError for the file). Paths in it are relative to the file's folder."""
@@ -614,17 +691,20 @@ def apply_overrides(doc: dict, sets: list[str]) -> dict:
     for item in sets:
         path, sep, raw = item.partition("=")
         if not sep or not path:
-            raise SpecError.at(path or item, "--set needs PATH=VALUE")
+            raise SpecError.at(shorten(path or item), "--set needs PATH=VALUE")
+        if not isinstance(doc, dict):
+            raise SpecError.at("", f"a spec must be a JSON object, got {type(doc).__name__}")
         try:
             value = json.loads(raw)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON: the text itself
             value = raw
         *parents, leaf = path.split(".")
         node = doc
         for key in parents:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                raise SpecError.at(path, f"{key} is not a section")
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise SpecError.at(shorten(path), f"{shorten(key)} is not a section")
+            node = child
         node[leaf] = value
     return doc
 
@@ -638,6 +718,9 @@ def validate_spec(doc: dict, base_dir: str | Path | None = None, store=None) -> 
     """
     if not isinstance(doc, dict):
         raise SpecError.at("", f"a spec must be a JSON object, got {type(doc).__name__}")
+    deep = too_deep(doc)
+    if deep:
+        raise SpecError.at(shorten(deep), f"nests more than {MAX_DEPTH} levels deep")
     doc = migrate(copy.deepcopy(doc))
     base = Path(base_dir) if base_dir else Path.cwd()
     problems: list[tuple[str, str]] = []
@@ -656,14 +739,18 @@ def validate_spec(doc: dict, base_dir: str | Path | None = None, store=None) -> 
             ("data.source", "is needed with the other data fields; leave data out to use the parent's")
         )
 
-    if not isinstance(out.get("tags"), list) or not all(isinstance(t, str) for t in out.get("tags", [])):
-        problems.append(("tags", "must be a list of strings"))
+    tags = out.get("tags")
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        problems.append(("tags", f"must be a list of strings, got {shown(tags)}"))
+    failed = {_section(path) for path, _ in problems}
     out["model"] = _resolve_model(doc.get("model"), base, problems)
-    _check_data(out["data"], base, problems)
-    for check in CROSS_CHECKS:
-        check(out, problems)
+    if "data" not in failed:
+        _check_data(out["data"], base, problems)
+    for sections, check in CROSS_CHECKS:
+        if failed.isdisjoint(sections):
+            check(out, problems)
     if problems:
-        raise SpecError(problems)
+        raise SpecError(cap_problems(problems))
     if inherits and store is not None:
         from engine.lineage import resolve
 
@@ -677,14 +764,20 @@ def _inheritable(fields: tuple[Field, ...], section: str) -> tuple[Field, ...]:
     return tuple(replace(f, default=None, optional=True) if f.name in names else f for f in fields)
 
 
+def _section(path: str) -> str:
+    """The section (or top-level field) a problem's path is in: "optim.lr" → "optim"."""
+    return path.split(".", 1)[0].split("[", 1)[0]
+
+
 def migrate(doc: dict) -> dict:
-    version = doc.get("schema", SCHEMA_VERSION)
-    if not isinstance(version, int) or version < 1:
-        raise SpecError.at("schema", f"must be a whole number >= 1, got {version!r}")
+    version, err = TOP_LEVEL[0].check(doc.get("schema", SCHEMA_VERSION))
+    if err:
+        raise SpecError.at("schema", err)
     if version > SCHEMA_VERSION:
         raise SpecError.at(
             "schema",
-            f"version {version} is newer than this Trainbench understands ({SCHEMA_VERSION}); upgrade Trainbench",
+            f"version {number_text(version)} is newer than this Trainbench understands ({SCHEMA_VERSION}); "
+            "upgrade Trainbench",
         )
     while version < SCHEMA_VERSION:
         doc = MIGRATIONS[version](doc)
@@ -700,12 +793,16 @@ def _resolve_model(model, base: Path, problems) -> dict | None:
     if model is None:
         return None  # reported as required already
     if isinstance(model, str):
-        path = (base / model).resolve()
         try:
-            model = read_json(path)
-        except Exception as err:  # noqa: BLE001 - reported as a spec problem with the file's reason
+            model = read_json(_path(base, model, "model"))
+        except (DataError, SpecError) as err:
             problems.append(("model", str(err)))
             return None
+    elif not isinstance(model, dict):
+        problems.append(
+            ("model", f"must be a graph object or the path of a graph JSON file, got {shown(model)}")
+        )
+        return None
     try:
         graph = Graph.from_dict(model)
     except GraphError as err:
@@ -715,13 +812,23 @@ def _resolve_model(model, base: Path, problems) -> dict | None:
     return graph.to_dict()
 
 
+def _path(base: Path, text: str, where: str) -> Path:
+    """`text` as an absolute path relative to `base`; a NUL byte (no OS accepts one) is refused."""
+    if "\0" in text:
+        raise SpecError.at(where, "a path cannot contain a NUL character")
+    return (base / text).resolve()
+
+
 def _check_data(data: dict, base: Path, problems) -> None:
     source = data.get("source")
     if source in FILE_SOURCES:
         if not data.get("path"):
             problems.append(("data.path", f"is required for source {source!r}"))
         else:
-            data["path"] = str((base / data["path"]).resolve())
+            try:
+                data["path"] = str(_path(base, data["path"], "data.path"))
+            except SpecError as err:
+                problems.extend(err.problems)
     elif data.get("path"):
         problems.append(
             ("data.path", f"is only used by file sources ({', '.join(sorted(FILE_SOURCES))}), not {source!r}")

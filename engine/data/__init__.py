@@ -3,58 +3,40 @@ user's CSV files, image folders and text files.
 
 Loaders return numpy arrays (no torch), already split and standardised, so the engine and the
 GUI's data preview share them. Every failure is a `DataError` naming the file and the reason.
+
+`describe` answers what a model must fit (shapes, classes, sample counts, bytes) without
+loading: built-in sets are known, synthetic ones follow from their fields, and user files are
+checked by the same functions the loaders call (`engine.data.files`), so `trainbench
+validate` and a run refuse the same data with the same message.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from engine.data.dataset import (
+    VOCAB,
+    DataInfo,
+    Dataset,
+    as_info,
+    check_objective,
+    classification_set,
+    split,
+    split_sizes,
+    standardize,
+)
 
-import numpy as np
-
-from engine.errors import DataError
-
-
-@dataclass
-class Dataset:
-    name: str
-    objective: str  # classification | regression | language_model
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray
-    y_val: np.ndarray
-    classes: list[str] = field(default_factory=list)  # class names, for classification
-    description: str = ""
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.x_train.shape[1:])
-
-    @property
-    def input_dtype(self) -> str:
-        return "long" if self.x_train.dtype.kind in "iu" else "float"
-
-    @property
-    def output_size(self) -> int:
-        """Width the model's last axis must have: classes, regression targets or vocabulary."""
-        if self.objective == "classification":
-            return len(self.classes)
-        if self.objective == "language_model":
-            return 256
-        return self.y_train.shape[-1]
-
-    @property
-    def tokens_per_sample(self) -> int:
-        return self.x_train.shape[1] if self.objective == "language_model" else 0
-
-    def summary(self) -> dict:
-        return {
-            "dataset": self.name,
-            "objective": self.objective,
-            "train_samples": len(self.x_train),
-            "val_samples": len(self.x_val),
-            "input_shape": list(self.input_shape),
-            "output_size": self.output_size,
-        }
+__all__ = [
+    "VOCAB",
+    "DataInfo",
+    "Dataset",
+    "as_info",
+    "check_objective",
+    "classification_set",
+    "describe",
+    "load_dataset",
+    "split",
+    "split_sizes",
+    "standardize",
+]
 
 
 def load_dataset(data: dict, objective: str = "auto") -> Dataset:
@@ -62,48 +44,36 @@ def load_dataset(data: dict, objective: str = "auto") -> Dataset:
     from engine.data import builtin, files
 
     source = data["source"]
-    loader = {
-        "digits": builtin.digits,
-        "wine": builtin.wine,
-        "breast_cancer": builtin.breast_cancer,
-        "synthetic_classification": builtin.synthetic_classification,
-        "synthetic_regression": builtin.synthetic_regression,
-        "csv": files.csv_table,
-        "images": files.image_folder,
-        "text": files.text_file,
-    }[source]
-    ds = loader(data, objective)
-    if objective != "auto" and ds.objective != objective:
-        raise DataError(
-            f"data source {source!r} gives a {ds.objective} task, but task.objective is {objective!r}"
-        )
+    if source == "csv":
+        ds = files.csv_table(data, objective)
+    else:
+        loader = {
+            "digits": builtin.digits,
+            "wine": builtin.wine,
+            "breast_cancer": builtin.breast_cancer,
+            "synthetic_classification": builtin.synthetic_classification,
+            "synthetic_regression": builtin.synthetic_regression,
+            "images": files.image_folder,
+            "text": files.text_file,
+        }[source]
+        ds = loader(data)
+    check_objective(source, ds.objective, objective)
     return ds
 
 
-def split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded shuffled split; at least one sample on each side."""
-    if n < 2:
-        raise DataError(f"need at least 2 samples to split into train and validation, got {n}")
-    order = np.random.default_rng(seed).permutation(n)
-    n_val = min(max(1, round(n * val_fraction)), n - 1)
-    return order[n_val:], order[:n_val]
+def describe(data: dict, objective: str = "auto") -> DataInfo:
+    """What `load_dataset(data, objective)` would give, without loading it (see the module
+    docstring); raises the DataError the loader would raise."""
+    from engine.data import builtin, files
 
-
-def standardize(x_train: np.ndarray, x_val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Scale features by the training split's statistics (validation must not leak in)."""
-    mean = x_train.mean(axis=0)
-    std = x_train.std(axis=0)
-    std[std == 0] = 1.0
-    return ((x_train - mean) / std).astype(np.float32), ((x_val - mean) / std).astype(np.float32)
-
-
-def classification_set(name, x, y, classes, data, description="", scale=True) -> Dataset:
-    tr, va = split(len(x), data["val_fraction"], data["split_seed"])
-    x = x.astype(np.float32)
-    if scale:
-        xt, xv = standardize(x[tr], x[va])
+    source = data["source"]
+    if source in builtin.SHAPES or source in builtin.SYNTHETIC:
+        info = builtin.describe(data)
+    elif source == "csv":
+        info = files.describe_csv(data, objective)
+    elif source == "images":
+        info = files.describe_images(data)
     else:
-        xt, xv = x[tr], x[va]
-    return Dataset(
-        name, "classification", xt, y[tr].astype(np.int64), xv, y[va].astype(np.int64), classes, description
-    )
+        info = files.describe_text(data)
+    check_objective(source, info.objective, objective)
+    return info

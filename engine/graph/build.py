@@ -1,7 +1,7 @@
 """Graph → torch.nn.Module, by instantiating each op's declared constructor (no generated code).
 
 Node ids become submodule names, so a printed model reads like the designer's canvas and the
-state dict keys (`conv1.weight`) match the exported PyTorch file.
+state dict keys (`conv1.weight`) match the exported PyTorch file and every checkpoint.
 """
 
 from __future__ import annotations
@@ -9,58 +9,59 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engine.errors import GraphError
 from engine.graph import layers
 from engine.graph.model import Graph
 from engine.graph.ops import OPS
-from engine.graph.shapes import Analysis, TensorType, validate
-
-_RESERVED = set(dir(nn.Module))
+from engine.graph.shapes import Analysis, NodeInfo, TensorType, validate
 
 
 class GraphModule(nn.Module):
-    """Runs the nodes in topological order, freeing each value after its last use."""
+    """Runs the nodes in topological order, freeing each value after its last use.
+
+    Layers are registered under their node ids, which the graph model keeps clear of
+    nn.Module's own names; the bookkeeping has names no id can have (ids start with a
+    letter), so a node may be called `output`, `inputs` or `steps`.
+    """
 
     def __init__(self, analysis: Analysis):
         super().__init__()
-        graph = analysis.graph
-        bad = [n for n in graph.nodes if n in _RESERVED]
-        if bad:
-            raise GraphError([(n, "this id is reserved by torch.nn.Module; rename the node") for n in bad])
-        self.inputs = graph.input_nodes()
-        self.output = analysis.output
-        self.steps: list[tuple[str, list[str]]] = []
-        for nid in analysis.order:
-            info = analysis.nodes[nid]
-            if info.op == "Input":
-                continue
-            self.add_module(nid, make_module(info.op, info.params, info.inputs))
-            self.steps.append((nid, graph.ordered_inputs(nid)))
+        steps = [
+            (nid, analysis.nodes[nid].sources) for nid in analysis.order if analysis.nodes[nid].op != "Input"
+        ]
         last_use: dict[str, int] = {}
-        for i, (_, srcs) in enumerate(self.steps):
+        for i, (_, srcs) in enumerate(steps):
             for s in srcs:
                 last_use[s] = i
-        self.frees = [
-            [s for s in srcs if last_use[s] == i and s != self.output]
-            for i, (_, srcs) in enumerate(self.steps)
+        self._graph_inputs = analysis.graph.input_nodes()
+        self._graph_output = analysis.output
+        self._graph_steps = steps
+        self._graph_frees = [
+            [s for s in srcs if last_use[s] == i and s != analysis.output]
+            for i, (_, srcs) in enumerate(steps)
         ]
+        for nid, _ in steps:
+            self.add_module(nid, make_module(analysis.nodes[nid]))
 
     def forward(self, *xs):
-        values = dict(zip(self.inputs, xs, strict=True))
-        for (nid, srcs), free in zip(self.steps, self.frees, strict=True):
-            values[nid] = getattr(self, nid)(*(values[s] for s in srcs))
+        values = dict(zip(self._graph_inputs, xs, strict=True))
+        layer = self._modules
+        for (nid, srcs), free in zip(self._graph_steps, self._graph_frees, strict=True):
+            values[nid] = layer[nid](*(values[s] for s in srcs))
             for s in free:
                 del values[s]
-        return values[self.output]
+        return values[self._graph_output]
 
 
-def make_module(op_name: str, params: dict, inputs: list[TensorType]) -> nn.Module:
-    if op_name == "Repeat":
-        body = Graph.from_dict(params["body"])
-        return layers.Repeat([build(body, inputs[0]) for _ in range(params["times"])])
-    qualname, kwargs = OPS[op_name].ctor(params, inputs)
-    namespace, cls = qualname.split(".")
-    return getattr(nn if namespace == "nn" else layers, cls)(**kwargs)
+def make_module(info: NodeInfo) -> nn.Module:
+    """The module of one analysed node; a block op gets one built body per copy."""
+    op = OPS[info.op]
+    qualname, kwargs = op.ctor(info.params, info.inputs)
+    namespace, name = qualname.split(".")
+    cls = getattr(nn if namespace == "nn" else layers, name)
+    if op.body is not None:
+        copies = info.params[op.copies] if op.copies else 1
+        return cls([GraphModule(info.body) for _ in range(copies)], **kwargs)
+    return cls(**kwargs)
 
 
 def build(graph: Graph, input_type: TensorType | None = None) -> GraphModule:

@@ -10,7 +10,6 @@ node, and a copy of `layers.py` so the file runs without Trainbench. Weights go 
 from __future__ import annotations
 
 import inspect
-import json
 from pathlib import Path
 
 import torch
@@ -42,8 +41,11 @@ def export(graph: Graph, fmt: str, path: str | Path, state_dict: dict | None = N
     model.eval()
     x = example_input(analysis)
     if fmt == "torchscript":
-        with torch.no_grad():
-            traced = torch.jit.trace(model, x)
+        try:
+            with torch.no_grad():
+                traced = torch.jit.trace(model, x)
+        except Exception as err:  # noqa: BLE001 - the tracer's failures come in many types
+            raise ExportError(f"TorchScript export failed: {str(err).splitlines()[0][:300]}") from None
         traced.save(str(path))
         return [path]
     if fmt == "onnx":
@@ -70,19 +72,26 @@ def export(graph: Graph, fmt: str, path: str | Path, state_dict: dict | None = N
 
 
 def export_pytorch(graph: Graph, analysis: Analysis, path: Path, state_dict: dict | None) -> list[Path]:
+    """Write the model as readable PyTorch code. No user text is pasted into the code: the
+    graph's name and the weights' file name go through repr() into constants, node ids are
+    identifiers checked by the graph model, and every constructor argument is the repr() of a
+    validated value."""
     classes: list[str] = []
-    _emit_class(graph, analysis, "Model", classes)
+    _emit_class(analysis, "Model", classes, set())
     layer_src = inspect.getsource(layers).split("\n", 6)[-1]  # drop the module docstring
     weights = path.with_suffix(".pt")
-    code = f'''"""{graph.name}: exported by Trainbench. Runs with torch alone.
+    code = f'''"""A model exported by Trainbench (its name is NAME below). Runs with torch alone.
 
 Parameters: {analysis.total_params:,}; input: batch × {analysis.input_type}; output: batch × {analysis.output_type}.
-Usage:
+Usage, with the weights saved beside this file (same name, .pt):
     model = Model()
-    model.load_state_dict(torch.load("{weights.name}", weights_only=True))
+    model.load_state_dict(torch.load(WEIGHTS, weights_only=True))
 """
 
 {layer_src.strip()}
+
+NAME = {graph.name!r}
+WEIGHTS = {weights.name!r}
 
 
 {chr(10).join(classes)}
@@ -103,32 +112,53 @@ if __name__ == "__main__":
     return written
 
 
-def _emit_class(graph: Graph, analysis: Analysis, name: str, classes: list[str]) -> None:
-    init, fwd = [], []
-    inputs = graph.input_nodes()
+def _locals(analysis: Analysis) -> dict[str, str]:
+    """A local variable name per node: its id (an identifier, no keyword: see the graph
+    model), except that `self` gets underscores appended until the name is free."""
+    names = {nid: nid for nid in analysis.graph.nodes}
+    if "self" in names:
+        name = "self_"
+        while name in names:
+            name += "_"
+        names["self"] = name
+    return names
+
+
+def _emit_class(analysis: Analysis, name: str, classes: list[str], used: set[str]) -> None:
+    used.add(name)
+    graph, init, fwd = analysis.graph, [], []
+    local = _locals(analysis)
     for nid in analysis.order:
         info = analysis.nodes[nid]
         if info.op == "Input":
             continue
-        srcs = ", ".join(graph.ordered_inputs(nid))
-        if info.op == "Repeat":
-            body = Graph.from_dict(info.params["body"])
-            body_name = f"{name}_{nid}"
-            _emit_class(body, validate(body, info.inputs[0]), body_name, classes)
-            init.append(
-                f"        self.{nid} = Repeat([{body_name}() for _ in range({info.params['times']})])"
-            )
-        else:
-            qualname, kwargs = OPS[info.op].ctor(info.params, info.inputs)
-            args = ", ".join(
-                f"{k}={json.dumps(v) if isinstance(v, str) else repr(v)}" for k, v in kwargs.items()
-            )
-            init.append(f"        self.{nid} = {qualname.replace('layers.', '')}({args})")
-        fwd.append(f"        {nid} = self.{nid}({srcs})")
+        op = OPS[info.op]
+        qualname, kwargs = op.ctor(info.params, info.inputs)
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        cls = qualname.replace("layers.", "")
+        if op.body is not None:
+            body_name = _class_name(f"{name}_{nid}", used)
+            _emit_class(info.body, body_name, classes, used)
+            copies = info.params[op.copies] if op.copies else 1
+            args = f"[{body_name}() for _ in range({copies})]" + (f", {args}" if args else "")
+        init.append(f"        self.{nid} = {cls}({args})")
+        srcs = ", ".join(local[s] for s in info.sources)
+        fwd.append(f"        {local[nid]} = self.{nid}({srcs})")
+    inputs = ", ".join(local[n] for n in graph.input_nodes())
     classes.append(
         f"class {name}(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         + "\n".join(init or ["        pass"])
-        + f"\n\n    def forward(self, {', '.join(inputs)}):\n"
+        + f"\n\n    def forward(self, {inputs}):\n"
         + "\n".join(fwd)
-        + f"\n        return {analysis.output}\n\n"
+        + f"\n        return {local[analysis.output]}\n\n"
     )
+
+
+def _class_name(base: str, used: set[str]) -> str:
+    """`base`, or `base_2`, `base_3`, …: body classes of different blocks must not share a name
+    (Model_a_b is both body b of block a and block a_b)."""
+    name, i = base, 1
+    while name in used:
+        i += 1
+        name = f"{base}_{i}"
+    return name

@@ -4,22 +4,49 @@ This is the designer's document and the spec's `model` section. Edits go through
 here, which refuse impossible structure at once (an unknown op, an occupied port, a cycle);
 everything that depends on shapes is reported by `shapes.analyze` instead, so a user can
 hold a half-built graph. Nothing here imports torch or Qt.
+
+A node id names a layer of the built model (`conv1.weight` in its state dict) and a variable
+of the exported code, so it is an identifier that starts with a letter and is neither a
+Python keyword nor a name torch.nn.Module uses itself (`forward`, `training`, `to`, …):
+those are refused here, with the reason, rather than failing every run later.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import keyword
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import GraphError
+from engine.fields import cap_problems, listed, shown
 from engine.graph.ops import OPS
 
 FORMAT = "trainbench.graph"
 VERSION = 1
-_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_ID = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+_ID_RULE = "ids start with a letter, then letters, digits and _, at most 64 characters"
+# The public names of a torch.nn.Module (torch 2.13): a layer registered under one of them
+# would shadow the module's own member. tests/engine/test_graph.py checks the list against
+# the installed torch, so a new method is noticed; private names are excluded by the first
+# letter.
+TORCH_MODULE_NAMES = frozenset(
+    """T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda
+    double dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter
+    get_submodule half ipu load_state_dict modules mtia named_buffers named_children
+    named_modules named_parameters parameters register_backward_hook register_buffer
+    register_forward_hook register_forward_pre_hook register_full_backward_hook
+    register_full_backward_pre_hook register_load_state_dict_post_hook
+    register_load_state_dict_pre_hook register_module register_parameter
+    register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state
+    set_submodule share_memory state_dict to to_empty train training type xpu zero_grad""".split()
+)
+_DOC_FIELDS = ("format", "version", "name", "nodes", "edges", "output")
+_NODE_FIELDS = ("id", "op", "params", "pos")
+_EDGE_FIELDS = ("from", "to", "port")
 
 
 @dataclass
@@ -67,7 +94,10 @@ class Graph:
         return [n.id for n in self.nodes.values() if n.op == "Input"]
 
     def reaches(self, src: str, dst: str) -> bool:
-        """Is there a directed path src → … → dst?"""
+        """Is there a directed path src → … → dst? (One pass over the edges, then a search.)"""
+        outgoing: dict[str, list[str]] = {}
+        for e in self.edges:
+            outgoing.setdefault(e.src, []).append(e.dst)
         stack, seen = [src], set()
         while stack:
             cur = stack.pop()
@@ -76,25 +106,27 @@ class Graph:
             if cur in seen:
                 continue
             seen.add(cur)
-            stack.extend(e.dst for e in self.edges if e.src == cur)
+            stack.extend(outgoing.get(cur, ()))
         return False
 
     def topo_order(self) -> tuple[list[str], list[str]]:
-        """(nodes in topological order, nodes on or behind a cycle)."""
-        indeg = {n: 0 for n in self.nodes}
+        """(nodes in topological order, nodes on or behind a cycle); linear in nodes + edges."""
+        indeg = dict.fromkeys(self.nodes, 0)
+        outgoing: dict[str, list[str]] = {n: [] for n in self.nodes}
         for e in self.edges:
             indeg[e.dst] += 1
-        ready = [n for n, d in indeg.items() if d == 0]
+            outgoing[e.src].append(e.dst)
+        ready = deque(n for n, d in indeg.items() if d == 0)
         order = []
         while ready:
-            n = ready.pop(0)
+            n = ready.popleft()
             order.append(n)
-            for e in self.edges:
-                if e.src == n:
-                    indeg[e.dst] -= 1
-                    if indeg[e.dst] == 0:
-                        ready.append(e.dst)
-        return order, [n for n in self.nodes if n not in order]
+            for m in outgoing[n]:
+                indeg[m] -= 1
+                if indeg[m] == 0:
+                    ready.append(m)
+        placed = set(order)
+        return order, [n for n in self.nodes if n not in placed]
 
     def new_id(self, op: str) -> str:
         base = re.sub(r"[^a-z0-9]", "", op.lower()) or "node"
@@ -108,14 +140,18 @@ class Graph:
     def add_node(
         self, op: str, params: dict | None = None, pos=(0.0, 0.0), node_id: str | None = None
     ) -> Node:
-        if op not in OPS:
-            raise GraphError([(node_id or "", f"unknown op {op!r}")])
+        where = node_id if id_problem(node_id) is None else ""
+        if not isinstance(op, str) or op not in OPS:
+            raise GraphError([(where, f"unknown op {shown(op)}")])
         node_id = node_id or self.new_id(op)
-        if not _ID.match(node_id):
-            raise GraphError([(node_id, "ids are letters, digits and _ (not starting with a digit)")])
+        problem = id_problem(node_id)
+        if problem:
+            raise GraphError([("", problem)])
         if node_id in self.nodes:
             raise GraphError([(node_id, "a node with this id already exists")])
-        node = Node(node_id, op, dict(params or {}), (float(pos[0]), float(pos[1])))
+        if params is not None and not isinstance(params, dict):
+            raise GraphError([(node_id, f"params must be an object, got {shown(params)}")])
+        node = Node(node_id, op, dict(params or {}), _position(pos, node_id))
         self.nodes[node_id] = node
         return node
 
@@ -137,8 +173,8 @@ class Graph:
         op = OPS[self.nodes[dst].op]
         if op.max_inputs == 0:
             return f"{dst} ({op.name}) takes no inputs"
-        if port < 0 or (op.max_inputs is not None and port >= op.max_inputs):
-            return f"{dst} ({op.name}) has {op.max_inputs} input port(s); port {port} does not exist"
+        if port < 0 or port >= op.port_limit:
+            return f"{dst} ({op.name}) has {op.port_limit} input port(s); port {port} does not exist"
         if port in self.inputs_of(dst):
             return f"input {port} of {dst} is already connected (to {self.inputs_of(dst)[port]})"
         if self.reaches(dst, src):
@@ -177,43 +213,94 @@ class Graph:
 
     @classmethod
     def from_dict(cls, data: dict) -> Graph:
-        """Parse a graph document; structural problems are collected and raised together."""
+        """Parse a graph document; every problem is collected and raised together.
+
+        Each value is type-checked before it is used, and the whole parse is linear in the
+        size of the document (a port is checked in a dict, the cycle check runs once)."""
         if not isinstance(data, dict):
             raise GraphError([("", f"a graph must be a JSON object, got {type(data).__name__}")])
         problems: list[tuple[str, str]] = []
-        g = cls(name=str(data.get("name", "model")))
-        unknown = set(data) - {"format", "version", "name", "nodes", "edges", "output"}
+        unknown = [k for k in data if k not in _DOC_FIELDS]
         if unknown:
-            problems.append(("", f"unknown graph field(s): {', '.join(sorted(unknown))}"))
-        if data.get("version", VERSION) > VERSION:
-            problems.append(
-                ("", f"graph version {data['version']} is newer than this Trainbench reads ({VERSION})")
-            )
-        for i, nd in enumerate(data.get("nodes", [])):
-            try:
-                if not isinstance(nd, dict) or "id" not in nd or "op" not in nd:
-                    raise GraphError([("", f"nodes[{i}] needs an id and an op")])
-                params = nd.get("params", {})
-                if not isinstance(params, dict):
-                    raise GraphError([(str(nd["id"]), "params must be an object")])
-                g.add_node(nd["op"], params, tuple(nd.get("pos", (0, 0))), str(nd["id"]))
-            except GraphError as err:
-                problems.extend(err.problems)
-        for i, ed in enumerate(data.get("edges", [])):
-            try:
-                if not isinstance(ed, dict) or "from" not in ed or "to" not in ed:
-                    raise GraphError([("", f"edges[{i}] needs from and to")])
-                g.connect(str(ed["from"]), str(ed["to"]), int(ed.get("port", 0)))
-            except GraphError as err:
-                problems.extend(err.problems)
+            problems.append(("", f"unknown graph field(s): {listed(sorted(map(str, unknown)))}"))
+        name = data.get("name", "model")
+        if not isinstance(name, str):
+            problems.append(("", f"the graph's name must be a string, got {shown(name)}"))
+            name = "model"
+        fmt = data.get("format", FORMAT)
+        if fmt != FORMAT:
+            problems.append(("", f"format must be {FORMAT!r}, got {shown(fmt)}"))
+        version = data.get("version", VERSION)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            problems.append(("", f"version must be a whole number >= 1, got {shown(version)}"))
+        elif version > VERSION:
+            problems.append(("", f"graph version {version} is newer than this Trainbench reads ({VERSION})"))
+        g = cls(name=name)
+        for i, nd in enumerate(_list(data, "nodes", problems)):
+            g._parse_node(i, nd, problems)
+        incoming: dict[str, set[int]] = {}
+        for i, ed in enumerate(_list(data, "edges", problems)):
+            g._parse_edge(i, ed, incoming, problems)
+        cyclic = g.topo_order()[1]
+        if cyclic:
+            problems.append(("", f"the edges make a cycle through {listed(cyclic)}"))
         out = data.get("output")
-        if out is not None and out not in g.nodes:
-            problems.append(("", f"output {out!r} is not a node of the graph"))
-        else:
+        if out is None or (isinstance(out, str) and out in g.nodes):
             g.output = out
+        else:
+            problems.append(("", f"output {shown(out)} is not a node of the graph"))
         if problems:
-            raise GraphError(problems)
+            raise GraphError(cap_problems(problems))
         return g
+
+    def _parse_node(self, i: int, nd, problems: list) -> None:
+        if not isinstance(nd, dict) or "id" not in nd or "op" not in nd:
+            problems.append(("", f"nodes[{i}] must be an object with an id and an op, got {shown(nd)}"))
+            return
+        nid = nd["id"]
+        problem = id_problem(nid)
+        if problem:
+            problems.append(("", f"nodes[{i}]: {problem}"))
+            return
+        extra = [k for k in nd if k not in _NODE_FIELDS]
+        if extra:
+            problems.append((nid, f"unknown node field(s): {listed(sorted(map(str, extra)))}"))
+        try:
+            self.add_node(nd["op"], nd.get("params", {}), nd.get("pos", (0.0, 0.0)), nid)
+        except GraphError as err:
+            problems.extend(err.problems)
+
+    def _parse_edge(self, i: int, ed, incoming: dict[str, set[int]], problems: list) -> None:
+        if not isinstance(ed, dict) or "from" not in ed or "to" not in ed:
+            problems.append(("", f"edges[{i}] must be an object with from and to, got {shown(ed)}"))
+            return
+        extra = [k for k in ed if k not in _EDGE_FIELDS]
+        src, dst, port = ed["from"], ed["to"], ed.get("port", 0)
+        for end, nid in (("from", src), ("to", dst)):
+            if not isinstance(nid, str) or nid not in self.nodes:
+                problems.append(("", f"edges[{i}]: {end} {shown(nid)} is not a node of the graph"))
+                return
+        if extra:
+            problems.append((dst, f"edges[{i}]: unknown edge field(s): {listed(sorted(map(str, extra)))}"))
+        op = OPS[self.nodes[dst].op]
+        used = incoming.setdefault(dst, set())
+        if isinstance(port, bool) or not isinstance(port, int):
+            reason = f"port must be a whole number, got {shown(port)}"
+        elif src == dst:
+            reason = "a node cannot feed itself"
+        elif op.max_inputs == 0:
+            reason = f"{dst} ({op.name}) takes no inputs"
+        elif port < 0 or (op.max_inputs is not None and port >= op.max_inputs):
+            # a variadic op's port past MAX_INPUTS is kept and reported by the analysis, so the
+            # designer can open the file and show where it is wrong
+            reason = f"{dst} ({op.name}) has {op.port_limit} input port(s); port {shown(port)} does not exist"
+        elif port in used:
+            reason = f"input {port} of {dst} is connected twice"
+        else:
+            used.add(port)
+            self.edges.append(Edge(src, dst, port))
+            return
+        problems.append((dst, f"edges[{i}]: {reason}"))
 
     def copy(self) -> Graph:
         return Graph(copy.deepcopy(self.nodes), list(self.edges), self.output, self.name)
@@ -229,3 +316,35 @@ class Graph:
         from engine.jsonfile import read_json
 
         return cls.from_dict(read_json(path))
+
+
+def id_problem(node_id) -> str | None:
+    """Why `node_id` cannot name a node, or None."""
+    if not isinstance(node_id, str) or _ID.fullmatch(node_id) is None:
+        return f"id {shown(node_id)}: {_ID_RULE}"
+    if keyword.iskeyword(node_id):
+        return f"id {node_id!r} is a Python keyword; rename the node (e.g. {node_id}_1)"
+    if node_id in TORCH_MODULE_NAMES:
+        return f"id {node_id!r} is a name torch.nn.Module uses itself; rename the node (e.g. {node_id}_1)"
+    return None
+
+
+def _position(pos, node_id: str) -> tuple[float, float]:
+    """A node's place on the canvas: two numbers. Any number is kept, NaN and 1e308 included:
+    a position changes nothing the engine does, and the designer lays such nodes out afresh."""
+    if (
+        isinstance(pos, list | tuple)
+        and len(pos) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in pos)
+        and all(not isinstance(v, int) or abs(v) < 2**1000 for v in pos)  # float() of a huge int overflows
+    ):
+        return float(pos[0]), float(pos[1])
+    raise GraphError([(node_id, f"pos must be [x, y], two numbers, got {shown(pos)}")])
+
+
+def _list(data: dict, key: str, problems: list) -> list:
+    value = data.get(key, [])
+    if isinstance(value, list):
+        return value
+    problems.append(("", f"{key} must be a list, got {shown(value)}"))
+    return []

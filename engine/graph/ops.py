@@ -1,10 +1,12 @@
 """The op registry: every op declared once.
 
 An entry holds the op's parameters (engine `Field`s: type, default, range, help), how many
-inputs it takes, its shape rule, its parameter and FLOP counts, and the constructor of the
-torch module that implements it. Shape inference, the builder, the exporter, the GUI's
-palette and inspector and the docs' op table all read this one table; adding an op is one
-`_op(...)` call. Nothing here imports torch.
+inputs it takes, its shape rule, its parameter and FLOP counts, the activation memory it
+saves for backward, its traits (what pruning and the depth preset may do with it), and the
+constructor of the torch module that implements it. Shape inference, the builder, the
+exporter, the memory estimate, pruning, the GUI's palette and inspector and the docs' op
+table all read this one table; adding an op is one `_op(...)` call. Nothing here imports
+torch.
 
 Shapes leave out the batch dimension: images are (C, H, W), sequences (T, D), vectors (F,).
 FLOPs count one multiply-add as 2, per sample, forward only.
@@ -33,11 +35,38 @@ class TensorType:
         return s if self.dtype == "float" else f"{s} {self.dtype}"
 
 
+@dataclass(frozen=True)
+class ActivationUse:
+    """Elements one sample of a node holds, for the memory estimate: `saved` for backward
+    (the inputs of its inner ops included), the `largest` single tensor among them (backward's
+    working memory), and the most it holds at once under no_grad (`live`, evaluation)."""
+
+    saved: int
+    largest: int
+    live: int
+
+
 # A rule gets the op's validated params and its input types, in port order.
 ShapeRule = Callable[[dict, list[TensorType]], TensorType]
 CountRule = Callable[[dict, list[TensorType], TensorType], int]
+MemoryRule = Callable[[dict, list[TensorType], TensorType], ActivationUse]
 # ("nn.Conv2d" | "layers.Name", kwargs): used by both the builder and the code exporter.
 CtorRule = Callable[[dict, list[TensorType]], tuple[str, dict]]
+
+# What an op's traits tell the code that transforms graphs and models:
+#   opaque  structured pruning leaves its output width whole (inner widths no param expresses
+#           one by one, or a torch-pruning handler that fails on it); unstructured pruning and
+#           int8 quantization still reach it
+#   deep    its weights transform features although it declares no `width` (what makes a block
+#           worth dropping for the half-depth student; norms and embeddings do not)
+#   unit    activation checkpointing recomputes it as one unit, and FSDP shards it as one (the
+#           copies of a body are units too)
+TRAITS = frozenset({"opaque", "deep", "unit"})
+# Inputs of one variadic op (Add, Concat): more ports than any model needs, few enough that a
+# port number in a file can never make the analysis count to 10^9.
+MAX_INPUTS = 64
+# The largest width (channels, features, hidden units) a param may declare: 2^20.
+MAX_WIDTH = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -52,10 +81,22 @@ class OpDef:
     n_params: CountRule = lambda p, ins, out: 0
     flops: CountRule = lambda p, ins, out: 0
     ctor: CtorRule | None = None
-    tags: frozenset = field(default_factory=frozenset)
+    memory: MemoryRule | None = None  # default: it saves its output (see `activation_use`)
+    traits: frozenset = field(default_factory=frozenset)
     # The param that sets the output width (channels, features, hidden size): what pruning
     # rewrites after removing channels and what the half-width student preset halves.
     width: str | None = None
+    # A block op holds a sub-graph in its `body` param, stacked `copies` (a param name) times:
+    # shapes analyse the body with the op's input, the builder and the exporter build one
+    # module per copy and hand them to the ctor's class, the memory estimate walks the body.
+    body: str | None = None
+    copies: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "traits", frozenset(self.traits))
+        unknown = self.traits - TRAITS
+        if unknown:
+            raise ValueError(f"op {self.name}: unknown traits {sorted(unknown)}")
 
     def field(self, name: str) -> Field:
         return next(f for f in self.params if f.name == name)
@@ -66,6 +107,22 @@ class OpDef:
     @property
     def variadic(self) -> bool:
         return self.max_inputs is None
+
+    @property
+    def port_limit(self) -> int:
+        """Ports a node of this op may have connected (MAX_INPUTS for a variadic op)."""
+        return MAX_INPUTS if self.max_inputs is None else self.max_inputs
+
+    @property
+    def transforms_features(self) -> bool:
+        """Whether its weights transform features: a width-setting layer, a `deep` op or a block."""
+        return bool(self.width) or "deep" in self.traits or self.body is not None
+
+    def activation_use(self, params: dict, inputs: list[TensorType], out: TensorType) -> ActivationUse:
+        if self.memory is not None:
+            return self.memory(params, inputs, out)
+        n = numel(out.shape)
+        return ActivationUse(n, n, sum(numel(t.shape) for t in inputs) + n)
 
 
 OPS: dict[str, OpDef] = {}
@@ -84,7 +141,7 @@ def numel(shape: tuple[int, ...]) -> int:
 # ---------------------------------------------------------------- shape helpers
 
 
-def _float(t: TensorType, what: str) -> None:
+def _float(t: TensorType) -> None:
     if t.dtype != "float":
         raise ShapeError(f"expects float input, got {t.dtype} ({t}); put an Embedding first")
 
@@ -117,18 +174,26 @@ def _elementwise(name: str, help: str, flops_per: int = 1, ctor: str | None = No
     )
 
 
+def _width(name: str, default: int, help: str, optional: bool = False) -> Field:
+    return Field(name, "int", default, help, min=1, max=MAX_WIDTH, optional=optional)
+
+
 def _out_channels(label: str = "output channels") -> Field:
-    return Field("out_channels", "int", 16, f"number of {label}", min=1)
+    return _width("out_channels", 16, f"number of {label}")
 
 
 def _in_channels() -> Field:
-    return Field(
-        "in_channels", "int", None, "input channels; inferred from the input when empty", min=1, optional=True
-    )
+    return _width("in_channels", None, "input channels; inferred from the input when empty", optional=True)
 
 
 def _kernel(default: int = 3) -> Field:
-    return Field("kernel_size", "int", default, "kernel size", min=1)
+    return Field("kernel_size", "int", default, "kernel size", min=1, max=1024)
+
+
+def _eps() -> Field:
+    return Field(
+        "eps", "float", 1e-5, "added to the variance for stability", min=0, max=1, min_exclusive=True
+    )
 
 
 # ---------------------------------------------------------------- input
@@ -152,7 +217,9 @@ _op(
             None,
             "sample shape, e.g. [1, 8, 8] for an image, [64] for 64 tokens",
             min=1,
+            max=1 << 24,
             optional=True,
+            max_items=6,
         ),
         Field(
             "dtype",
@@ -172,7 +239,7 @@ _op(
 
 def _linear_shape(p, ins):
     x = ins[0]
-    _float(x, "features")
+    _float(x)
     _rank(x, (1, 2, 3), "features on the last axis")
     _check_declared(p, "in_features", x.shape[-1], "input features")
     return TensorType(x.shape[:-1] + (p["out_features"],))
@@ -183,8 +250,8 @@ _op(
     category="Dense",
     help="Fully connected layer on the last axis.",
     params=(
-        Field("out_features", "int", 64, "number of output features", min=1),
-        Field("in_features", "int", None, "input features; inferred when empty", min=1, optional=True),
+        _width("out_features", 64, "number of output features"),
+        _width("in_features", None, "input features; inferred when empty", optional=True),
         Field("bias", "bool", True, "learn an additive bias"),
     ),
     shape=_linear_shape,
@@ -206,9 +273,16 @@ def _conv_params(extra=()):
     return (
         _out_channels(),
         _kernel(),
-        Field("stride", "int", 1, "step between kernel positions", min=1),
-        Field("padding", "int", 0, "zero padding on each side", min=0),
-        Field("groups", "int", 1, "grouped convolution: in and out channels must divide by it", min=1),
+        Field("stride", "int", 1, "step between kernel positions", min=1, max=1024),
+        Field("padding", "int", 0, "zero padding on each side", min=0, max=1024),
+        Field(
+            "groups",
+            "int",
+            1,
+            "grouped convolution: in and out channels must divide by it",
+            min=1,
+            max=MAX_WIDTH,
+        ),
         Field("bias", "bool", True, "learn an additive bias"),
         _in_channels(),
         *extra,
@@ -218,7 +292,7 @@ def _conv_params(extra=()):
 def _conv_shape(dims: int):
     def rule(p, ins):
         x = ins[0]
-        _float(x, "")
+        _float(x)
         _rank(x, (dims + 1,), "channels × length" if dims == 1 else "channels × height × width")
         c = _check_declared(p, "in_channels", x.shape[0], "input channels")
         g = p["groups"]
@@ -299,9 +373,10 @@ for _name, _help in (("MaxPool2d", "Maximum over each window."), ("AvgPool2d", "
                 None,
                 "step between windows; the kernel size when empty",
                 min=1,
+                max=1024,
                 optional=True,
             ),
-            Field("padding", "int", 0, "padding on each side", min=0),
+            Field("padding", "int", 0, "padding on each side", min=0, max=512),
         ),
         shape=_pool_shape,
         flops=lambda p, ins, out: numel(out.shape) * p["kernel_size"] ** 2,
@@ -326,7 +401,7 @@ _op(
     name="AdaptiveAvgPool2d",
     category="Pooling",
     help="Mean pooling to a fixed output size, whatever the input size (1 = global average pooling).",
-    params=(Field("output_size", "int", 1, "output height and width", min=1),),
+    params=(Field("output_size", "int", 1, "output height and width", min=1, max=4096),),
     shape=_adaptive_shape,
     flops=lambda p, ins, out: numel(ins[0].shape),
     ctor=lambda p, ins: ("nn.AdaptiveAvgPool2d", {"output_size": p["output_size"]}),
@@ -337,7 +412,7 @@ _op(
 
 def _bn_shape(ranks, what):
     def rule(p, ins):
-        _float(ins[0], "")
+        _float(ins[0])
         _rank(ins[0], ranks, what)
         return ins[0]
 
@@ -348,7 +423,7 @@ _op(
     name="BatchNorm1d",
     category="Normalization",
     help="Batch normalization over features (F,) or channels of (C, L).",
-    params=(Field("eps", "float", 1e-5, "added to the variance for stability", min=0, min_exclusive=True),),
+    params=(_eps(),),
     shape=_bn_shape((1, 2), "features or channels × length"),
     n_params=lambda p, ins, out: 2 * ins[0].shape[0],
     flops=lambda p, ins, out: 2 * numel(out.shape),
@@ -358,7 +433,7 @@ _op(
     name="BatchNorm2d",
     category="Normalization",
     help="Batch normalization over the channels of (C, H, W).",
-    params=(Field("eps", "float", 1e-5, "added to the variance for stability", min=0, min_exclusive=True),),
+    params=(_eps(),),
     shape=_bn_shape((3,), "channels × height × width"),
     n_params=lambda p, ins, out: 2 * ins[0].shape[0],
     flops=lambda p, ins, out: 2 * numel(out.shape),
@@ -368,7 +443,7 @@ _op(
     name="LayerNorm",
     category="Normalization",
     help="Layer normalization over the last axis.",
-    params=(Field("eps", "float", 1e-5, "added to the variance for stability", min=0, min_exclusive=True),),
+    params=(_eps(),),
     shape=_bn_shape((1, 2, 3), "features on the last axis"),
     n_params=lambda p, ins, out: 2 * ins[0].shape[-1],
     flops=lambda p, ins, out: 5 * numel(out.shape),
@@ -376,7 +451,7 @@ _op(
 )
 _op(
     name="Dropout",
-    category="Normalization",
+    category="Regularization",
     help="Zeroes a random fraction of values while training.",
     params=(Field("p", "float", 0.1, "probability of zeroing a value", min=0, max=0.99),),
     ctor=lambda p, ins: ("nn.Dropout", {"p": p["p"]}),
@@ -415,6 +490,8 @@ def _reshape_shape(p, ins):
     x, target = ins[0], list(p["shape"])
     if target.count(-1) > 1:
         raise ShapeError("at most one dimension may be -1")
+    if 0 in target:
+        raise ShapeError(f"dimensions are positive (or one -1), got {p['shape']}")
     known = numel(tuple(d for d in target if d != -1))
     if -1 in target:
         if numel(x.shape) % known:
@@ -431,7 +508,17 @@ _op(
     name="Reshape",
     category="Reshape",
     help="Reshapes a sample; one dimension may be -1 to be inferred.",
-    params=(Field("shape", "ints", [-1], "target sample shape without the batch dimension", min=-1),),
+    params=(
+        Field(
+            "shape",
+            "ints",
+            [-1],
+            "target sample shape without the batch dimension",
+            min=-1,
+            max=1 << 24,
+            max_items=6,
+        ),
+    ),
     shape=_reshape_shape,
     ctor=lambda p, ins: ("layers.Reshape", {"shape": list(_reshape_shape(p, ins).shape)}),
 )
@@ -452,8 +539,8 @@ _op(
     category="Sequence",
     help="Looks up a learned vector for each token id.",
     params=(
-        Field("num_embeddings", "int", 256, "vocabulary size (256 for byte-level text)", min=1),
-        Field("embedding_dim", "int", 64, "size of each vector", min=1),
+        Field("num_embeddings", "int", 256, "vocabulary size (256 for byte-level text)", min=1, max=1 << 24),
+        _width("embedding_dim", 64, "size of each vector"),
     ),
     shape=_embedding_shape,
     n_params=lambda p, ins, out: p["num_embeddings"] * p["embedding_dim"],
@@ -466,7 +553,7 @@ _op(
 
 
 def _seq(x: TensorType) -> tuple[int, int]:
-    _float(x, "")
+    _float(x)
     _rank(x, (2,), "a sequence (length × features)")
     return x.shape
 
@@ -482,11 +569,12 @@ _op(
     name="PositionalEmbedding",
     category="Sequence",
     help="Adds a learned vector for each position of a (T, D) sequence.",
-    params=(Field("max_len", "int", 512, "longest sequence it can embed", min=1),),
+    params=(Field("max_len", "int", 512, "longest sequence it can embed", min=1, max=1 << 20),),
     shape=_posemb_shape,
     n_params=lambda p, ins, out: p["max_len"] * ins[0].shape[-1],
     flops=lambda p, ins, out: numel(out.shape),
     ctor=lambda p, ins: ("layers.PositionalEmbedding", {"max_len": p["max_len"], "dim": ins[0].shape[-1]}),
+    traits={"opaque"},
 )
 
 
@@ -506,7 +594,7 @@ def _attn_flops(t: int, d: int) -> int:
 
 
 _ATTN_PARAMS = (
-    Field("n_heads", "int", 4, "attention heads; must divide the model width", min=1),
+    Field("n_heads", "int", 4, "attention heads; must divide the model width", min=1, max=1024),
     Field("causal", "bool", True, "each position sees only earlier ones (language models)"),
     Field("dropout", "float", 0.0, "dropout on attention weights and outputs", min=0, max=0.99),
 )
@@ -519,8 +607,20 @@ _op(
     shape=_attn_shape,
     n_params=lambda p, ins, out: 4 * ins[0].shape[-1] ** 2 + 4 * ins[0].shape[-1],
     flops=lambda p, ins, out: _attn_flops(*ins[0].shape),
+    # saved: input, Q/K/V, the attention output (kept twice: by SDPA and the projection)
+    memory=lambda p, ins, out: ActivationUse(
+        6 * numel(out.shape), 4 * numel(out.shape), 5 * numel(out.shape)
+    ),
     ctor=lambda p, ins: ("layers.MultiheadSelfAttention", {"dim": ins[0].shape[-1], **p}),
+    traits={"opaque", "deep"},
 )
+
+
+def _block_memory(p, t: int, d: int) -> ActivationUse:
+    r = p["mlp_ratio"]
+    # saved: LN, QKV, attention, projection, LN, the MLP's input and hidden layer (twice)
+    # live: the residual, the input and the MLP's hidden layer twice
+    return ActivationUse((9 + 2 * r) * t * d, r * t * d, (2 + 2 * r) * t * d)
 
 
 def _block_params(p, d: int) -> int:
@@ -534,14 +634,18 @@ _op(
     help="Pre-norm transformer block: x + attention(LN(x)), then x + MLP(LN(x)).",
     params=(
         *_ATTN_PARAMS,
-        Field("mlp_ratio", "int", 4, "hidden width of the MLP as a multiple of the model width", min=1),
+        Field(
+            "mlp_ratio", "int", 4, "hidden width of the MLP as a multiple of the model width", min=1, max=64
+        ),
     ),
     shape=_attn_shape,
     n_params=lambda p, ins, out: _block_params(p, ins[0].shape[-1]),
     flops=lambda p, ins, out: (
         _attn_flops(*ins[0].shape) + 4 * numel(out.shape) * p["mlp_ratio"] * ins[0].shape[-1]
     ),
+    memory=lambda p, ins, out: _block_memory(p, *ins[0].shape),
     ctor=lambda p, ins: ("layers.TransformerBlock", {"dim": ins[0].shape[-1], **p}),
+    traits={"opaque", "deep", "unit"},
 )
 
 
@@ -567,7 +671,7 @@ for _name, _gates in (("LSTM", 4), ("GRU", 3)):
         category="Sequence",
         help=f"{_name} over a (T, F) sequence; outputs every step's hidden state.",
         params=(
-            Field("hidden_size", "int", 64, "hidden state size", min=1),
+            _width("hidden_size", 64, "hidden state size"),
             Field("num_layers", "int", 1, "stacked layers", min=1, max=16),
             Field(
                 "bidirectional", "bool", False, "also read the sequence backwards (doubles the output width)"
@@ -576,8 +680,14 @@ for _name, _gates in (("LSTM", 4), ("GRU", 3)):
         shape=_rnn_shape,
         n_params=_rnn_params(_gates),
         flops=lambda p, ins, out, g=_gates, n=_name: _rnn_params(g)(p, ins, out) * 2 * ins[0].shape[0],
+        # saved per layer: the gates, the cell and hidden states
+        memory=lambda p, ins, out, g=_gates: ActivationUse(
+            (g + 2) * numel(out.shape) * p["num_layers"], 4 * numel(out.shape), (g + 2) * numel(out.shape)
+        ),
         ctor=lambda p, ins, n=_name: (f"layers.{n}", {"input_size": ins[0].shape[-1], **p}),
         width="hidden_size",
+        # torch-pruning 1.6's hidden-size pruning fails on the gate-stacked weights (IndexError)
+        traits={"opaque"},
     )
 
 # ---------------------------------------------------------------- merge
@@ -634,7 +744,8 @@ _op(
 
 # ---------------------------------------------------------------- blocks
 
-# Repeat's shape and counts come from its body, a sub-graph: shapes.py analyses it.
+# Repeat's shape and counts come from its body, a sub-graph analysed with the Repeat's input;
+# its copies share one body, so pruning cannot narrow one copy alone (opaque).
 _op(
     name="Repeat",
     category="Block",
@@ -644,7 +755,10 @@ _op(
         Field("times", "int", 2, "how many copies of the body are stacked", min=1, max=1024),
         Field("body", "graph", None, "the sub-graph: one Input, any ops, and an output", optional=True),
     ),
-    tags=frozenset({"block"}),
+    ctor=lambda p, ins: ("layers.Repeat", {}),
+    traits={"opaque"},
+    body="body",
+    copies="times",
 )
 
 

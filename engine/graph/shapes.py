@@ -3,7 +3,10 @@
 `analyze` never raises: it returns every node's output type and counts together with every
 problem found (cycles, unconnected inputs, a missing output, unreachable nodes, bad params,
 shape mismatches), each naming its node, so the designer can badge all of them after each
-edit without touching torch or data.
+edit without touching torch or data. It is linear in nodes + edges (a 20,000-node graph is
+analysed in well under a second), and a block op's body is analysed once, however many
+copies it stacks; the copies a model unrolls to are counted and capped before anything
+builds them.
 """
 
 from __future__ import annotations
@@ -12,11 +15,18 @@ import heapq
 from dataclasses import dataclass, field
 
 from engine.errors import GraphError
-from engine.fields import check_fields
+from engine.fields import cap_problems, check_fields, listed, number_text
 from engine.graph.model import Graph
 from engine.graph.ops import OPS, ShapeError, TensorType
 
 __all__ = ["Analysis", "NodeInfo", "TensorType", "analyze", "validate"]
+
+# Layers a model may unroll to (a Repeat of 1,024 copies of a Repeat of 1,024 copies is a
+# million; building it would take hours): far beyond any model that trains, refused before
+# any module is built.
+MAX_LAYERS = 100_000
+# Block bodies nested inside block bodies.
+MAX_NESTING = 8
 
 
 @dataclass
@@ -29,6 +39,9 @@ class NodeInfo:
     n_params: int = 0
     flops: int = 0
     error: str | None = None
+    sources: list[str] = field(default_factory=list)  # the nodes feeding it, in port order
+    body: Analysis | None = None  # a block op's body, analysed with this node's input
+    layers: int = 1  # layers it unrolls to (a block: copies × the body's layers)
 
 
 @dataclass
@@ -50,6 +63,11 @@ class Analysis:
     @property
     def total_flops(self) -> int:
         return sum(n.flops for n in self.nodes.values())
+
+    @property
+    def total_layers(self) -> int:
+        """Modules the built model has, block copies unrolled (Inputs not counted)."""
+        return sum(n.layers for n in self.nodes.values() if n.op != "Input")
 
     @property
     def input_type(self) -> TensorType | None:
@@ -78,8 +96,8 @@ class Analysis:
         ]
 
 
-def analyze(graph: Graph, input_type: TensorType | None = None) -> Analysis:
-    """Infer every node. `input_type` feeds a shape-less Input (the body of a Repeat)."""
+def analyze(graph: Graph, input_type: TensorType | None = None, _nesting: int = 0) -> Analysis:
+    """Infer every node. `input_type` feeds a shape-less Input (the body of a block op)."""
     problems: list[tuple[str, str]] = []
     incoming: dict[str, dict[int, str]] = {n: {} for n in graph.nodes}
     outgoing: dict[str, list[str]] = {n: [] for n in graph.nodes}
@@ -102,18 +120,18 @@ def analyze(graph: Graph, input_type: TensorType | None = None) -> Analysis:
         op = OPS[node.op]
         param_problems: list[tuple[str, str]] = []
         params = check_fields(op.params, node.params, "", param_problems)
-        info = infos[nid] = NodeInfo(nid, node.op, params)
+        ports = incoming[nid]
+        info = infos[nid] = NodeInfo(nid, node.op, params, sources=[ports[p] for p in sorted(ports)])
         errors = [f"{path}: {msg}" for path, msg in param_problems]
 
-        ports = incoming[nid]
         missing = _missing_ports(op, ports)
         if missing:
             errors.append(missing)
-        upstream = [infos.get(ports[p]) for p in sorted(ports)]
+        upstream = [infos.get(src) for src in info.sources]
         if not errors and all(u is not None and u.out is not None for u in upstream):
             info.inputs = [u.out for u in upstream]
             try:
-                _infer(info, op, input_type, problems)
+                _infer(info, op, input_type, problems, _nesting)
             except ShapeError as err:
                 errors.append(str(err))
         if errors:
@@ -122,9 +140,13 @@ def analyze(graph: Graph, input_type: TensorType | None = None) -> Analysis:
 
     if output is not None:
         feeds_output = _ancestors(output, incoming) | {output}
+        unused = set(cyclic)
         for nid in graph.nodes:
-            if nid not in feeds_output and nid not in cyclic:
+            if nid not in feeds_output and nid not in unused:
                 problems.append((nid, "does not lead to the output; connect it or delete it"))
+    layers = sum(i.layers for i in infos.values() if i.op != "Input")
+    if _nesting == 0 and layers > MAX_LAYERS:
+        problems.append(("", f"the model unrolls to {layers:,} layers; at most {MAX_LAYERS:,} are built"))
     return Analysis(graph, infos, order, output, problems)
 
 
@@ -132,26 +154,29 @@ def validate(graph: Graph, input_type: TensorType | None = None) -> Analysis:
     """`analyze`, raising `GraphError` with every problem when there is any."""
     result = analyze(graph, input_type)
     if result.problems:
-        raise GraphError(result.problems)
+        raise GraphError(cap_problems(result.problems))
     return result
 
 
-def _infer(info: NodeInfo, op, input_type: TensorType | None, problems: list) -> None:
+def _infer(info: NodeInfo, op, input_type: TensorType | None, problems: list, nesting: int) -> None:
     if op.name == "Input" and input_type is not None:
         info.out = input_type
         return
-    if op.name == "Repeat":
-        _infer_repeat(info, problems)
+    if op.body is not None:
+        _infer_block(info, op, problems, nesting)
         return
     info.out = op.shape(info.params, info.inputs)
     info.n_params = op.n_params(info.params, info.inputs, info.out)
     info.flops = op.flops(info.params, info.inputs, info.out)
 
 
-def _infer_repeat(info: NodeInfo, problems: list) -> None:
-    body_doc = info.params["body"]
+def _infer_block(info: NodeInfo, op, problems: list, nesting: int) -> None:
+    """A block op: its body analysed once with the node's input, its counts times its copies."""
+    body_doc = info.params[op.body]
     if body_doc is None:
         raise ShapeError("has no body; open it and add the block to repeat")
+    if nesting >= MAX_NESTING:
+        raise ShapeError(f"bodies nest more than {MAX_NESTING} deep")
     try:
         body = Graph.from_dict(body_doc)
     except GraphError as err:
@@ -159,16 +184,19 @@ def _infer_repeat(info: NodeInfo, problems: list) -> None:
         raise ShapeError("its body is not a valid graph") from None
     if len(body.input_nodes()) != 1:
         raise ShapeError("the body needs exactly one Input")
-    inner = analyze(body, info.inputs[0])
+    inner = analyze(body, info.inputs[0], nesting + 1)
     if inner.problems:
         problems.extend((f"{info.id}/{n}" if n else info.id, f"body: {m}") for n, m in inner.problems)
         raise ShapeError("its body has errors")
     out = inner.output_type
-    if info.params["times"] > 1 and out != info.inputs[0]:
+    copies = info.params[op.copies] if op.copies else 1
+    if copies > 1 and out != info.inputs[0]:
         raise ShapeError(f"the body maps {info.inputs[0]} to {out}; to stack it, output must equal input")
     info.out = out
-    info.n_params = info.params["times"] * inner.total_params
-    info.flops = info.params["times"] * inner.total_flops
+    info.body = inner
+    info.n_params = copies * inner.total_params
+    info.flops = copies * inner.total_flops
+    info.layers = copies * inner.total_layers
 
 
 def _topo(graph, incoming, outgoing) -> tuple[list[str], list[str]]:
@@ -185,8 +213,8 @@ def _topo(graph, incoming, outgoing) -> tuple[list[str], list[str]]:
             indeg[m] -= 1
             if indeg[m] == 0:
                 heapq.heappush(ready, (rank[m], m))
-    cyclic = [n for n in graph.nodes if n not in set(order)]
-    return order, cyclic
+    placed = set(order)
+    return order, [n for n in graph.nodes if n not in placed]
 
 
 def _find_output(graph: Graph, outgoing, problems) -> str | None:
@@ -202,20 +230,22 @@ def _find_output(graph: Graph, outgoing, problems) -> str | None:
         problems.append(
             (
                 "",
-                f"the graph has no output: {len(sinks)} nodes end a path ({', '.join(sinks)}); mark one as output",
+                f"the graph has no output: {len(sinks)} nodes end a path ({listed(sinks)}); mark one as output",
             )
         )
     return None
 
 
 def _missing_ports(op, ports: dict[int, str]) -> str | None:
+    if ports and max(ports) >= op.port_limit:  # a file may wire a variadic op at port 10^9
+        return f"has {op.port_limit} input port(s); port {number_text(max(ports))} does not exist"
     need = op.min_inputs
     have = len(ports)
     if have < need:
         return f"needs {need} connected input{'s' if need > 1 else ''}, has {have}"
-    if ports and max(ports) != have - 1:
+    if ports and max(ports) != have - 1:  # ports are below MAX_INPUTS: the scan is short
         gaps = [p for p in range(max(ports)) if p not in ports]
-        return f"input port(s) {gaps} not connected"
+        return f"input port(s) {listed(gaps)} not connected"
     return None
 
 

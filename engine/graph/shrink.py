@@ -13,21 +13,21 @@ from __future__ import annotations
 import math
 
 from engine.errors import GraphError
+from engine.fields import cap_problems
 from engine.graph.model import Graph
 from engine.graph.ops import OPS
 from engine.graph.shapes import analyze
 
 # Params that merely restate the input width; dropped from edited nodes so they are inferred.
 _DECLARED_INPUTS = ("in_channels", "in_features")
-# Ops whose weights transform features: what makes a block "deep". Norms and embeddings do not.
-_DEEP_OPS = {"TransformerBlock", "MultiheadSelfAttention"}
 
 
 def output_head(graph: Graph) -> list[str]:
     """The layers that set the model's output width: the nearest width-setting nodes at or
     behind the output. Pruning keeps them by default and the half-width preset leaves them
     alone, so the output still has one score per class (or token, or target)."""
-    output = analyze(graph).output
+    analysis = analyze(graph)
+    output = analysis.output
     head, stack, seen = [], [output] if output else [], set()
     while stack:
         nid = stack.pop()
@@ -36,8 +36,8 @@ def output_head(graph: Graph) -> list[str]:
         seen.add(nid)
         if OPS[graph.nodes[nid].op].width:
             head.append(nid)
-        else:
-            stack.extend(graph.inputs_of(nid).values())
+        elif nid in analysis.nodes:
+            stack.extend(analysis.nodes[nid].sources)
     return sorted(head)
 
 
@@ -61,10 +61,10 @@ def _halve(graph: Graph, keep: set[str]) -> Graph:
     widths: dict[str, dict] = {}
     for nid, node in graph.nodes.items():
         op = OPS[node.op]
-        if node.op == "Repeat" and node.params.get("body"):
-            body = Graph.from_dict(node.params["body"])
+        if op.body is not None and node.params.get(op.body):
+            body = Graph.from_dict(node.params[op.body])
             # A body's output must keep its input's width, which halves with the rest.
-            widths[nid] = {"body": _halve(body, keep=set()).to_dict()}
+            widths[nid] = {op.body: _halve(body, keep=set()).to_dict()}
         elif op.width and nid not in keep:
             old = node.params.get(op.width, op.field(op.width).default)
             params = {op.width: max(1, old // 2)}
@@ -76,14 +76,18 @@ def _halve(graph: Graph, keep: set[str]) -> Graph:
 
 
 def half_depth(graph: Graph) -> Graph:
-    """Halve the depth: every Repeat stacks half as many copies (rounded up), and every other
+    """Halve the depth: every block op stacks half as many copies (rounded up), and every other
     block of the main path whose output shape equals its input shape is dropped (the first
     one stays). Raises GraphError when there is nothing to drop."""
     out = graph.copy()
     changed = False
     for node in out.nodes.values():
-        if node.op == "Repeat" and node.params.get("times", 2) > 1:
-            node.params = {**node.params, "times": math.ceil(node.params.get("times", 2) / 2)}
+        op = OPS[node.op]
+        if not op.copies:
+            continue
+        copies = node.params.get(op.copies, op.field(op.copies).default)
+        if copies > 1:
+            node.params = {**node.params, op.copies: math.ceil(copies / 2)}
             changed = True
     droppable = [b for b in _blocks(out) if b["removable"]]
     for block in droppable[1::2]:
@@ -106,22 +110,35 @@ def _blocks(graph: Graph) -> list[dict]:
     """The main path cut into blocks. A cut point is a node whose output is the only value
     alive at that point of the topological order (everything after depends on it alone); a
     block runs from one cut point to a later one and starts with a deep layer, taking along
-    the shape-keeping layers after it (activations, norms, dropout). A block is removable when it maps its
-    input type to the same type and holds no Repeat (those are halved instead)."""
+    the shape-keeping layers after it (activations, norms, dropout). A block is removable when
+    it maps its input type to the same type and holds no block op (those are halved instead)."""
     analysis = analyze(graph)
     if analysis.problems:
-        raise GraphError(analysis.problems)
+        raise GraphError(cap_problems(analysis.problems))
     order = analysis.order
     pos = {n: i for i, n in enumerate(order)}
-    cuts = []
+    # A value is alive from its node's place in the order up to its last consumer's: a sweep
+    # over those intervals finds the places where exactly one value, the current node's, is.
+    last = dict.fromkeys(order, -1)
+    for e in graph.edges:
+        last[e.src] = max(last[e.src], pos[e.dst])
+    delta = [0] * (len(order) + 1)
+    for nid, end in last.items():
+        if end > pos[nid]:
+            delta[pos[nid]] += 1
+            delta[end] -= 1
+    cuts, alive = [], 0
     for i, nid in enumerate(order[:-1]):
-        crossing = {e.src for e in graph.edges if pos[e.src] <= i < pos[e.dst]}
-        if crossing == {nid}:
+        alive += delta[i]
+        if alive == 1 and last[nid] > i:
             cuts.append(nid)
     cuts.append(order[-1])
 
     def deep(nodes) -> bool:
-        return any(OPS[graph.nodes[n].op].width or graph.nodes[n].op in _DEEP_OPS | {"Repeat"} for n in nodes)
+        return any(OPS[graph.nodes[n].op].transforms_features for n in nodes)
+
+    def has_block(nodes) -> bool:
+        return any(OPS[graph.nodes[n].op].body is not None for n in nodes)
 
     blocks: list[dict] = []
     for start, end in zip(cuts, cuts[1:], strict=False):
@@ -135,7 +152,7 @@ def _blocks(graph: Graph) -> list[dict]:
         b["exit"] = b["nodes"][-1]
         b["removable"] = (
             deep(b["nodes"])
-            and not any(graph.nodes[n].op == "Repeat" for n in b["nodes"])
+            and not has_block(b["nodes"])
             and analysis.nodes[b["entry"]].out == analysis.nodes[b["exit"]].out
             and graph.nodes[b["entry"]].op != "Input"
         )

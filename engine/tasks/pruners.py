@@ -27,11 +27,8 @@ from engine.lineage import state_mismatch
 MAX_LAYER_RATIO = 0.9
 SCAN = 9  # budget search: ratios tried before bisecting (every 0.1 up to MAX_LAYER_RATIO)
 # Ops structured pruning leaves whole, with every output width coupled to theirs (their inputs
-# may still narrow): inner widths no graph param expresses one by one (a Repeat's copies share
-# one body; attention splits its width into heads), and recurrent layers, whose hidden-size
-# pruning in torch-pruning 1.6 fails on the gate-stacked weights (IndexError). Unstructured
-# pruning and int8 quantization still reach them.
-OPAQUE_OPS = {"Repeat", "TransformerBlock", "MultiheadSelfAttention", "PositionalEmbedding", "LSTM", "GRU"}
+# may still narrow): the registry's `opaque` trait says which and why.
+OPAQUE_OPS = frozenset(name for name, op in OPS.items() if "opaque" in op.traits)
 PRUNABLE = (nn.Conv1d, nn.Conv2d, nn.Linear, nn.LSTM, nn.GRU)  # what unstructured pruning thins
 
 

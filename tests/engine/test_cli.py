@@ -166,5 +166,6 @@ def test_ops_lists_the_registry():
         "kind": "int",
         "default": 16,
         "min": 1,
+        "max": 1048576,
         "help": "number of output channels",
     } in ops["Conv2d"]["params"]

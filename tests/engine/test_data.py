@@ -8,6 +8,7 @@ from engine.data import load_dataset
 from engine.errors import DataError
 from engine.fields import check_fields
 from engine.spec import SECTIONS
+from tests.conftest import EXAMPLES
 
 
 def data(**kw):
@@ -132,3 +133,111 @@ def test_bundled_files_read_directly_equal_scikit_learns_loaders(source, loader)
         )
     else:
         assert ds.classes == list(ref.target_names)
+
+
+# ------------------------------------------------------------------ what a run would refuse
+
+
+def test_infinite_and_out_of_range_cells_are_refused_every_one_named(tmp_path):
+    rows = "".join(f"{i},{i % 3},{'a' if i % 2 else 'b'}\n" for i in range(20))
+    path = write(tmp_path / "bad.csv", "x,y,t\n1,inf,a\n-inf,2,b\n3,1e39,a\n" + "q,1,a\n" * 6 + rows)
+    with pytest.raises(DataError) as err:
+        load_dataset(data(source="csv", path=path))
+    text = str(err.value)
+    assert "line 2: column 'y' is not a finite number ('inf')" in text
+    assert "line 3: column 'x' is not a finite number ('-inf')" in text
+    assert "line 4: column 'y' is beyond float32's range" in text
+    assert "(and 4 more bad cells)" in text and "features must be numbers" in text
+
+
+def test_a_single_class_target_is_an_error_that_suggests_regression(tmp_path):
+    path = write(tmp_path / "one.csv", "x,label\n" + "".join(f"{i},7\n" for i in range(20)))
+    with pytest.raises(
+        DataError, match=r"the target 'label' has a single class \('7' in every row\).*'regression'"
+    ):
+        load_dataset(data(source="csv", path=path))
+    assert load_dataset(data(source="csv", path=path), "regression").objective == "regression"
+
+
+def test_files_that_are_not_regular_are_refused_without_being_opened(tmp_path):
+    import os
+
+    fifo = tmp_path / "data.fifo"
+    os.mkfifo(fifo)  # opening it for reading would block until a writer came
+    for source in ("csv", "text"):
+        with pytest.raises(DataError, match="not a regular file \\(a FIFO\\)"):
+            load_dataset(data(source=source, path=str(fifo)))
+        with pytest.raises(DataError, match="not a regular file \\(a character device\\)"):
+            load_dataset(data(source=source, path="/dev/zero"))
+
+
+def test_a_decompression_bomb_is_refused_not_warned_about(tmp_path):
+    from tests.engine.test_hostile_inputs import _png
+
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        Image.new("RGB", (8, 8)).save(tmp_path / cls / "0.png")
+    (tmp_path / "b" / "bomb.png").write_bytes(_png(50_000, 50_000, b"\x00" * 8))
+    with pytest.raises(DataError, match=r"bomb.png: 2,500,000,000 pixels is more than PIL's limit"):
+        load_dataset(data(source="images", path=str(tmp_path)))
+
+
+def test_text_must_be_utf8(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_bytes(b"hello world " * 40 + b"\xff" + b"more " * 40)
+    with pytest.raises(DataError, match="not UTF-8 text .* at byte 480"):
+        load_dataset(data(source="text", path=str(path), context=8))
+
+
+def _images(root):
+    rng = np.random.default_rng(1)
+    for cls in ("cat", "dog", "eel"):
+        (root / cls).mkdir()
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (9, 7, 3), dtype=np.uint8)).save(root / cls / f"{i}.png")
+    return str(root)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda tmp: {"source": "digits"},
+        lambda tmp: {"source": "wine", "val_fraction": 0.3},
+        lambda tmp: {"source": "breast_cancer"},
+        lambda tmp: {"source": "synthetic_classification", "samples": 300, "features": 7, "classes": 4},
+        lambda tmp: {"source": "synthetic_regression", "samples": 300, "features": 5},
+        lambda tmp: {"source": "csv", "path": str(EXAMPLES / "data" / "wine.csv"), "target": "cultivar"},
+        lambda tmp: {"source": "images", "path": _images(tmp), "image_size": [6, 5]},
+        lambda tmp: {"source": "images", "path": _images(tmp), "grayscale": True},
+        lambda tmp: {"source": "text", "path": str(EXAMPLES / "data" / "corpus.txt"), "context": 50},
+    ],
+)
+def test_describe_tells_what_the_loader_gives_without_loading(tmp_path, make):
+    from engine.data import describe
+
+    section = data(**make(tmp_path))
+    described, loaded = describe(section), load_dataset(section).info()
+    for name in (
+        "name",
+        "objective",
+        "input_shape",
+        "input_dtype",
+        "output_size",
+        "train_samples",
+        "val_samples",
+    ):
+        assert getattr(described, name) == getattr(loaded, name), name
+    assert described.nbytes == loaded.nbytes  # what the memory estimate counts for the data
+
+
+def test_synthetic_parameters_scikit_learn_refuses_are_refused_first():
+    from engine.data import describe
+
+    for kw, message in (
+        ({"classes": 20, "features": 4}, "data.classes: 20 classes need at least 10 features"),
+        ({"noise": 2.0}, "data.noise: label noise is the share of labels flipped, at most 1"),
+    ):
+        section = data(source="synthetic_classification", **kw)
+        for read in (describe, load_dataset):
+            with pytest.raises(DataError, match=message):
+                read(section)

@@ -172,7 +172,7 @@ def test_estimate_is_within_40_percent_of_the_measured_cpu_peak(name, hardware, 
 def test_fit_check_uses_available_memory():
     small = estimate_memory(example("digits_mlp"), plan=_cpu_plan())
     assert small.fits is True and small.capacity > small.required
-    huge = estimate_memory(example("char_gpt", train={"batch_size": 10_000_000}), plan=_cpu_plan())
+    huge = estimate_memory(example("char_gpt", train={"batch_size": 1_000_000}), plan=_cpu_plan())
     assert huge.fits is False and any("does NOT fit" in line for line in huge.lines())
     shared = estimate_memory(example("digits_mlp"), plan=_cpu_plan("ddp", 2))
     assert shared.capacity == pytest.approx(small.capacity / 2, rel=0.05)  # two processes share the RAM
@@ -323,3 +323,40 @@ def test_nccl_ddp_matches_one_gpu(tmp_path):
     a, b = (store.series(r["id"], "train/loss")[1] for r in reversed(store.list_runs()))
     assert store.list_runs()[0]["summary"]["world_size"] == 2
     assert abs(a - b).max() < 1e-3  # NCCL reduction order differs from one GPU's
+
+
+# ------------------------------------------------------------------ the fit verdict, without torch
+
+
+@pytest.mark.parametrize(
+    "hardware",
+    [
+        {},
+        {"device": "cpu"},
+        {"device": "cpu", "nproc_per_node": 2},
+        {"strategy": "fsdp", "nproc_per_node": 2},
+        {"nnodes": "1:3", "rdzv_endpoint": "h:1"},
+    ],
+)
+def test_the_torch_free_device_plan_is_torchs(hardware):
+    from engine.memory import device_plan
+    from engine.strategies.world import plan_world
+
+    spec = example("digits_mlp", hardware=hardware)
+    mine, torchs = device_plan(spec), plan_world(spec)
+    assert mine is not None
+    for attr in ("device_type", "strategy", "nproc_per_node", "world_size", "gpus"):
+        assert getattr(mine, attr) == getattr(torchs, attr), attr
+
+
+def test_a_misfit_names_its_largest_term_and_a_batch_that_fits():
+    spec = example("char_gpt", train={"batch_size": 1 << 20})
+    est = estimate_memory(spec, plan=_cpu_plan())
+    path, message = est.misfit()
+    assert path == "train.batch_size" and "the largest part is activations" in message
+    fits_at = int(message.split("lower train.batch_size to ")[1].split()[0].replace(",", ""))
+    assert estimate_memory(example("char_gpt", train={"batch_size": fits_at}), plan=_cpu_plan()).fits
+    assert not estimate_memory(
+        example("char_gpt", train={"batch_size": 2 * fits_at + 64}), plan=_cpu_plan()
+    ).fits
+    assert estimate_memory(example("digits_mlp"), plan=_cpu_plan()).misfit() is None
