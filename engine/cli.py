@@ -212,6 +212,10 @@ def cmd_run(args) -> int:
     # The one store handle of this command: a damaged database is refused here, before any work.
     store = _store(args)
     spec = load_spec(Path(args.spec), args.set) if args.spec else None
+    if spec is not None:  # everything run would refuse, before a run row exists
+        from engine.preflight import preflight
+
+        preflight(spec, store, force=args.force)
     plan = plan_world(spec or store.get_run(args.resume)["spec"])
     stream = EventStream.open(args.events)
     echo = not args.quiet and args.events != "-"

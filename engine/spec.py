@@ -562,7 +562,7 @@ INHERITED = {"model": "", "source": "data"}
 TOP_LEVEL = (
     Field("schema", "int", SCHEMA_VERSION, "spec format version", min=1),
     Field("name", "str", "run", "a short name shown in run lists"),
-    Field("description", "str", "", "free text"),
+    Field("description", "str", "", "free text", traits={"multiline"}),
     Field("tags", "any", [], "labels for filtering"),
     Field("model", "any", REQUIRED, "the model graph, inline or a path to a graph JSON file"),
 )

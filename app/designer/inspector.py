@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app import richtext
 from app.designer import commands
 from app.designer.document import MISSING, GraphDocument
 from app.designer.palette import swatch
@@ -63,7 +64,9 @@ class _OpForm(QWidget):
         ident.addStretch(1)
         ident.addWidget(QLabel(op.category, objectName="subtle"))
         layout.addLayout(ident)
-        layout.addWidget(QLabel(op.help, objectName="subtle", wordWrap=True))
+        help_label = QLabel(richtext.html(op.help), objectName="subtle", wordWrap=True)
+        help_label.setTextFormat(Qt.TextFormat.RichText)
+        layout.addWidget(help_label)
         self.output_box = QCheckBox("Model output")
         self.output_box.setToolTip("The node whose result the model returns")
         layout.addWidget(self.output_box)

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import icons
+from app import icons, richtext
 from app.fields.values import UNSET, editor_text, parse, placeholder, same
 from app.fields.wheel import wheel_needs_focus
 from engine.fields import Field
@@ -46,7 +46,7 @@ _INT_LIMIT = 2**31 - 1
 def field_tooltip(field: Field, section: str = "") -> str:
     """The help a field's editor shows on hover: what it does, its range, its default and when
     it applies (`section` names the spec section or is "" for an op's params)."""
-    lines = [field.help] if field.help else []
+    lines = [richtext.plain(field.help)] if field.help else []
     facts = []
     rng = field.describe_range()
     if rng:

@@ -16,15 +16,10 @@ from PySide6.QtCore import QEvent, QObject, QProcess, QSize, Qt, Signal
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QSizePolicy, QStyledItemDelegate, QWidget
 
 from app.fields import UNSET, FieldEditor, field_tooltip
+from engine import format as fmt
 from engine.fields import Field
 from engine.processes import command_line
 from engine.spec import parse_nnodes
-
-
-def _gib(n: int | None) -> str:
-    if not n:
-        return "?"
-    return f"{n / 2**30:.1f} GiB" if n >= 2**28 else f"{n / 2**20:.0f} MiB"
 
 
 class DeviceDetector(QObject):
@@ -162,11 +157,11 @@ class DeviceList(FieldEditor):
             lst.item(1).setFlags(Qt.ItemFlag.NoItemFlags)
         else:
             cpu = report.get("cpu") or {}
-            mem = f" · {_gib(cpu.get('memory_bytes'))} memory" if cpu.get("memory_bytes") else ""
+            mem = f" · {fmt.size(cpu.get('memory_bytes'))} memory" if cpu.get("memory_bytes") else ""
             add(f"CPU — {cpu.get('name') or 'processor'} · {cpu.get('cores') or '?'} cores{mem}", "cpu")
             for g in report.get("cuda") or []:
                 add(
-                    f"cuda:{g['index']} — {g['name']} · {_gib(g.get('free_bytes'))} of {_gib(g.get('total_bytes'))} free",
+                    f"cuda:{g['index']} — {g['name']} · {fmt.size(g.get('free_bytes'))} of {fmt.size(g.get('total_bytes'))} free",
                     ("cuda", g["index"]),
                     f"compute capability {g.get('capability', '?')}",
                 )
@@ -260,8 +255,8 @@ def describe_fit(estimate, colors: dict[str, str]) -> str:
         color = "subtext"
     else:
         verdict = (
-            f"<b>{'Fits' if fits else 'Does not fit'}</b>: needs ~{_gib(estimate.required)} on "
-            f"{html.escape(estimate.device)}, {_gib(estimate.capacity)} free"
+            f"<b>{'Fits' if fits else 'Does not fit'}</b>: needs ~{fmt.size(estimate.required)} on "
+            f"{html.escape(estimate.device)}, {fmt.size(estimate.capacity)} free"
         )
         color = "ok" if fits else "error"
     lines = html.escape("\n".join(estimate.lines()[1:]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.errors import SpecError
+from engine.preflight import check_global_batch
 
 
 class BatchPlan:
@@ -20,12 +20,7 @@ class BatchPlan:
         self.n, self.batch_size, self.grad_accum = n, batch_size, grad_accum
         self.world_size, self.rank, self.seed = world_size, rank, seed
         self.global_batch = batch_size * grad_accum * world_size
-        if self.global_batch > n:
-            raise SpecError.at(
-                "train.batch_size",
-                f"the global batch ({batch_size} × {grad_accum} accumulation × {world_size} processes = {self.global_batch}) "
-                f"exceeds the {n} training samples",
-            )
+        check_global_batch(n, batch_size, grad_accum, world_size)
         self.steps_per_epoch = n // self.global_batch  # the remainder is dropped; the next epoch reshuffles
         self._epoch, self._perm = -1, None
 

@@ -25,10 +25,11 @@ from engine.graph.build import build
 from engine.graph.model import Graph
 from engine.graph.shapes import validate
 from engine.lineage import ParentRun
+from engine.preflight import check_model_fits
 from engine.seed import seed_everything
 from engine.tasks import footprint
 from engine.tasks.context import TaskContext
-from engine.tasks.objectives import Objective, check_model_fits
+from engine.tasks.objectives import Objective
 from engine.tasks.train import fit
 
 

@@ -8,10 +8,6 @@ import math
 import torch
 import torch.nn.functional as F
 
-from engine.data import Dataset
-from engine.errors import SpecError
-from engine.graph.shapes import Analysis
-
 
 class Objective:
     def __init__(self, kind: str):
@@ -50,33 +46,3 @@ class Objective:
         else:
             metrics["val/rmse"] = math.sqrt(loss)
         return metrics
-
-
-def check_model_fits(analysis: Analysis, data: Dataset) -> None:
-    """The graph's input must take one data sample and its output must match the target."""
-    problems = []
-    inp, out = analysis.input_type, analysis.output_type
-    if inp is None:
-        problems.append(("model", "needs exactly one Input node"))
-    elif inp.shape != data.input_shape or inp.dtype != data.input_dtype:
-        problems.append(
-            (
-                "model",
-                f"the Input takes {inp} but {data.name} samples are {'×'.join(map(str, data.input_shape))} {data.input_dtype}",
-            )
-        )
-    if out is not None:
-        want = {
-            "classification": (data.output_size,),
-            "regression": (data.output_size,),
-            "language_model": (data.tokens_per_sample, 256),
-        }[data.objective]
-        if out.shape != want:
-            what = {
-                "classification": f"one score per class ({data.output_size} classes)",
-                "regression": f"{data.output_size} target value(s)",
-                "language_model": f"{want[0]}×256 (a next-byte score for every position)",
-            }[data.objective]
-            problems.append(("model", f"the output is {out}, but {data.name} needs {what}"))
-    if problems:
-        raise SpecError(problems)

@@ -22,11 +22,12 @@ from engine.graph.build import example_input
 from engine.graph.shapes import analyze, validate
 from engine.graph.shrink import output_head
 from engine.lineage import ParentRun
+from engine.preflight import check_model_fits
 from engine.seed import seed_everything
 from engine.tasks import footprint
 from engine.tasks.batches import BatchPlan
 from engine.tasks.context import TaskContext
-from engine.tasks.objectives import Objective, check_model_fits
+from engine.tasks.objectives import Objective
 from engine.tasks.pruners import OPAQUE_OPS, BudgetPruner, PruneError, StructuredPruner, UnstructuredPruner
 from engine.tasks.train import fit
 

@@ -18,11 +18,12 @@ from engine.graph.build import GraphModule
 from engine.graph.model import Graph
 from engine.graph.shapes import Analysis, validate
 from engine.optim import make_optimizer, make_scheduler
+from engine.preflight import check_model_fits
 from engine.seed import capture_rng, restore_rng, seed_everything
 from engine.strategies import make_strategy
 from engine.tasks.batches import BatchPlan
 from engine.tasks.context import TaskContext
-from engine.tasks.objectives import Objective, check_model_fits
+from engine.tasks.objectives import Objective
 
 # (model output, inputs, targets) -> (loss to backpropagate, extra values to log)
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict]]

@@ -24,15 +24,6 @@ from tests.conftest import ROOT, example
 
 QT = ("PySide6", "shiboken6", "pyqtgraph")
 
-#: Import edges that close a cycle today and that another branch cuts; once merged, the strict
-#: xfail below passes and this table and that marker go. (importer, imported): the cut.
-CUTS_IN_PROGRESS = {
-    ("engine.tasks.train", "engine.runner"): "tasks take their context as a protocol in engine.tasks",
-    ("engine.tasks.prune", "engine.runner"): "tasks take their context as a protocol in engine.tasks",
-    ("engine.tasks.distill", "engine.runner"): "tasks take their context as a protocol in engine.tasks",
-}
-
-
 # ------------------------------------------------------------------ reading imports
 
 
@@ -165,20 +156,6 @@ def test_the_cycle_finder_reports_the_path():
     assert cycles({"x": {"y"}, "y": set()}) == []
 
 
-def test_engine_imports_have_no_cycle_beyond_the_cuts_in_progress():
-    graph = engine_graph()
-    stale = [edge for edge in CUTS_IN_PROGRESS if edge[1] not in graph.get(edge[0], ())]
-    assert not stale, f"these edges are gone: remove them from CUTS_IN_PROGRESS: {stale}"
-    for importer, imported in CUTS_IN_PROGRESS:
-        graph[importer] = graph[importer] - {imported}
-    found = cycles(graph)
-    assert not found, _describe(found)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine.runner ↔ engine.tasks.* (cut by the run-store branch); see CUTS_IN_PROGRESS",
-)
 def test_engine_imports_have_no_cycle():
     found = cycles(engine_graph())
     assert not found, _describe(found)
@@ -300,13 +277,6 @@ window.close()
 """
 
 
-#: where the GUI imports torch today, and is being fixed by another branch: the Runs area's
-#: memory-fit estimate (app/runs/hardware.py → engine.memory.estimate_memory) imports
-#: engine.strategies.world for plan_world, and that module and engine/strategies/__init__.py
-#: import torch at module level.
-TORCH_IMPORTS_IN_PROGRESS = ("/engine/strategies/world.py", "/engine/strategies/__init__.py")
-
-
 @pytest.fixture(scope="module")
 def gui_tour(tmp_path_factory) -> dict:
     """Start the app offscreen in a fresh interpreter on a store with a few runs, show every
@@ -333,12 +303,8 @@ def gui_tour(tmp_path_factory) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_the_gui_opens_every_area_and_imports_torch_only_where_a_fix_is_in_progress(gui_tour):
+def test_the_gui_opens_every_area(gui_tour):
     assert gui_tour["shown"] == ["RunsArea", "ExperimentsArea", "DesignerArea", "CompareView"]
-    stack = gui_tour["torch"] or []
-    assert not stack or any(k in frame for frame in stack for k in TORCH_IMPORTS_IN_PROGRESS), (
-        "torch imported from:\n" + "\n".join(stack)
-    )
 
 
 def test_the_gui_starts_and_opens_every_area_without_torch(gui_tour):
