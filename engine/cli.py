@@ -212,10 +212,10 @@ def cmd_run(args) -> int:
     # The one store handle of this command: a damaged database is refused here, before any work.
     store = _store(args)
     spec = load_spec(Path(args.spec), args.set) if args.spec else None
-    if spec is not None:  # everything run would refuse, before a run row exists
+    if spec is not None:  # everything run would refuse, before a run row exists; the parent once
         from engine.preflight import preflight
 
-        preflight(spec, store, force=args.force)
+        spec = preflight(spec, store, force=args.force).spec
     plan = plan_world(spec or store.get_run(args.resume)["spec"])
     stream = EventStream.open(args.events)
     echo = not args.quiet and args.events != "-"
@@ -226,6 +226,7 @@ def cmd_run(args) -> int:
             spec=spec,
             resume_run=args.resume,
             parent_id=args.parent,
+            resolved=spec is not None,
             events=stream,
             events_target=args.events,
             echo=echo,
@@ -243,6 +244,7 @@ def cmd_run(args) -> int:
             spec,
             resume_run=args.resume,
             parent_id=args.parent,
+            resolved=spec is not None,
             events=stream,
             echo=echo,
             samplers=resource_samplers(plan),

@@ -95,20 +95,25 @@ class Claim:
 
 
 def claim_run(
-    store: RunStore, spec: dict | None = None, resume_run: int | None = None, parent_id: int | None = None
+    store: RunStore,
+    spec: dict | None = None,
+    resume_run: int | None = None,
+    parent_id: int | None = None,
+    resolved: bool = False,
 ) -> Claim:
     """Create the run of `spec` (or take up run `resume_run`) and make this process its one
     writer. A prune/distill spec's parent is checked and inherited from here, before the row
     exists, and names the run's parent (over `parent_id`). A resume is refused unless the run
     is stopped, crashed or failed, or running in a process that is gone (never while its
-    process lives). Temporary files of a save that a kill interrupted are cleared.
+    process lives). Temporary files of a save that a kill interrupted are cleared. `resolved`:
+    the spec comes from `engine.preflight`, which checked and completed it against its parent.
     """
     if resume_run is not None:
         run = store.get_run(resume_run)
         owner = store.start_run(resume_run, resumable=True)
         run_id, spec, kind, resumed = resume_run, run["spec"], run["kind"], run["status"] != "queued"
     else:
-        spec = lineage.resolve(spec, store)
+        spec = spec if resolved else lineage.resolve(spec, store)
         kind = spec["task"]["kind"]
         run_id = store.create_run(spec, kind=kind, parent_id=lineage.parent_id(spec) or parent_id)
         owner = store.start_run(run_id)
@@ -478,6 +483,7 @@ def execute(
     parent_id: int | None = None,
     *,
     claim: Claim | None = None,
+    resolved: bool = False,
     cpu: CpuShare | None = None,
     events: EventStream | None = None,
     echo: bool = False,
@@ -500,7 +506,7 @@ def execute(
             # the run is claimed): torch's inter-op pool can be sized only before its first use.
             cpu = cpu or _cpu_share(store, spec, resume_run, claim)
             started_with = cpu.apply()
-            claim = claim or claim_run(store, spec=spec, resume_run=resume_run, parent_id=parent_id)
+            claim = claim or claim_run(store, spec, resume_run, parent_id, resolved)
             events = events or EventStream(None)
             events.run_id = claim.run_id
             recorder = Recorder(store, claim, events, samplers, cpu if cpu.rebalance else None)

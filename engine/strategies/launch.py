@@ -97,6 +97,7 @@ def launch_run(
     spec: dict | None = None,
     resume_run: int | None = None,
     parent_id: int | None = None,
+    resolved: bool = False,
     events: EventStream | None = None,
     events_target: str | None = None,
     echo: bool = False,
@@ -115,7 +116,7 @@ def launch_run(
 
     check_devices(plan)
     events = events or EventStream(None)
-    claim = claim_run(store, spec=spec, resume_run=resume_run, parent_id=parent_id)
+    claim = claim_run(store, spec, resume_run, parent_id, resolved)
     run_id, spec = claim.run_id, claim.spec
     events.run_id = run_id
     threads = CpuShare.of(spec["hardware"], plan.nproc_per_node).choose(store.live_runs_here())
