@@ -154,6 +154,12 @@ class Run:
                 step=step, total_steps=self.total_steps, epoch=None, elapsed_s=elapsed, eta_s=eta
             )
 
+    def update_config(self, values: Mapping | object) -> None:
+        """Add hyperparameters to the run's config (stored in its spec, as `init(config=…)`)."""
+        self.config.update(_config(values))
+        if self._store is not None and self._records_status and not self._finished:
+            self._store.amend_spec(self.id, self._claim.owner, config=self.config)
+
     def log_artifact(self, path: str | Path, name: str | None = None) -> Path | None:
         """Copy a file or folder into this run's `artifacts/` (listed by `trainbench show`);
         returns the copy's path (None on a rank that does not write)."""
@@ -267,8 +273,7 @@ def init(
     if rank != 0 and rank_zero_only:
         return Run(None, None, config=config)
     if CLAIM_ENV in os.environ and _current is not None and _current.attached and not _current._finished:
-        _current.config.update(config)  # the launcher's run is this process's one run
-        _current._store.amend_spec(_current.id, _current._claim.owner, config=_current.config)
+        _current.update_config(config)  # the launcher's run is this process's one run
         return _current
     if CLAIM_ENV in os.environ:
         run = _attach(name, config, tags, rank)
