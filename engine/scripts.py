@@ -26,7 +26,6 @@ second Ctrl-C skips to the next step.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shlex
@@ -303,9 +302,13 @@ def script_argv(spec: dict) -> list[str]:
 def tracking_import_path() -> str | None:
     """The folder that lets a script `import trainbench` when this installation does not provide
     the name itself (a source checkout run without `pip install -e .`); None when it does."""
-    if importlib.util.find_spec("trainbench") is not None:
-        return None
-    return str(Path(__file__).resolve().parent / "tracking" / "source_tree")
+    shim = str(Path(__file__).resolve().parent / "tracking" / "source_tree")
+    for finder in sys.meta_path:  # as a new interpreter would look, not this one's imports
+        find = getattr(finder, "find_spec", None)
+        spec = find("trainbench", None) if find else None
+        if spec is not None and not str(spec.origin or "").startswith(shim):
+            return None
+    return shim
 
 
 # ------------------------------------------------------------------ running
