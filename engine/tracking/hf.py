@@ -47,6 +47,8 @@ class TrainbenchCallback(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if self.run is None or not state.is_world_process_zero or not logs:
             return
+        if "train_runtime" in logs:  # the end of training's totals: results, not a point of a curve
+            return
         points = {}
         for key, value in logs.items():
             if key in SKIPPED or not isinstance(value, int | float) or isinstance(value, bool):
