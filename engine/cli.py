@@ -916,10 +916,9 @@ def cmd_import(args) -> int:
     finally:
         progress.close()
     progress.events.emit("log", level="info", message=result.line(source))
+    print(result.line(source), file=sys.stderr)
     if args.json:
         print(json.dumps(result.__dict__, indent=2))
-    else:
-        print(result.line(source), file=sys.stderr)
     return 0
 
 

@@ -10,6 +10,7 @@ coordinates can place them on an axis.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from engine.errors import DataError
@@ -49,6 +50,8 @@ def import_store(store, uri: str, progress: Progress | None = None) -> Imported:
     except ImportError:
         raise DataError("importing from MLflow needs the mlflow package: pip install mlflow") from None
     resolved = tracking_uri(uri)
+    # MLflow 3 refuses its folder store unless asked; reading an old store is what this is for.
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     client = MlflowClient(tracking_uri=resolved)
     try:
         experiments = _all(lambda token: client.search_experiments(view_type=ViewType.ALL, page_token=token))

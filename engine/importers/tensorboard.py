@@ -35,8 +35,10 @@ def read_scalars(folder: Path) -> dict[str, tuple[list, list, list]]:
     out: dict[str, tuple[list, list, list]] = {}
     parse = event_pb2.Event.FromString
     for path in sorted(p for p in folder.glob(EVENT_FILES) if p.is_file()):
+        records = 0
         try:
             for raw in RawEventFileLoader(str(path)).Load():
+                records += 1
                 event = parse(raw)
                 if not event.HasField("summary"):
                     continue
@@ -54,6 +56,8 @@ def read_scalars(folder: Path) -> dict[str, tuple[list, list, list]]:
                     walls.append(event.wall_time)
         except Exception as err:  # noqa: BLE001 - a damaged file: one line naming it (runs before it are in)
             raise DataError(f"{path}: cannot be read as a TensorBoard event file ({err})") from None
+        if records == 0 and path.stat().st_size > 0:  # the reader skips what it cannot frame
+            raise DataError(f"{path}: cannot be read as a TensorBoard event file (no event record in it)")
     return out
 
 
