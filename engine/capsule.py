@@ -405,3 +405,9 @@ def differences(capsules: list[dict | None]) -> dict[str, list]:
         ):
             out[key] = values
     return out
+
+
+def compare_environment(store, run_ids: list[int]) -> dict[str, list]:
+    """`differences` of the runs' first capsules: the compare views' environment section."""
+    found = store.first_capsules(run_ids)
+    return differences([found.get(r) for r in run_ids])

@@ -855,8 +855,7 @@ def _show_tracking(store, run: dict) -> None:
 
 def _print_environment(store, run_ids: list[int], cols: list[str]) -> None:
     """`compare`: the environment fields that differ between the runs' capsules."""
-    found = store.first_capsules(run_ids)
-    differ = capsule.differences([found.get(r) for r in run_ids])
+    differ = capsule.compare_environment(store, run_ids)
     if not differ:
         return
     print("\nenvironment (differing):")
