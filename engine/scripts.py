@@ -614,7 +614,7 @@ class EventRelay:
                 kind = ev.pop("event")
                 for k in ("run_id", "t"):
                     ev.pop(k, None)
-                if kind in ("metrics", "progress", "log", "checkpoint"):
+                if kind in ("run_started", "metrics", "progress", "log", "checkpoint"):
                     self.events.emit(kind, **ev)
 
     def close(self) -> None:

@@ -326,6 +326,8 @@ def _attach(name, config, tags, rank: int) -> Run:
         store.update_capsule(claim.run_id, claim.owner, **capsule.runtime())
         claim = dataclasses.replace(claim, spec={**claim.spec, **amend})
     events = _events_stream(claim.run_id) if main else None
+    if events is not None:  # the name the script gives itself, for the window that started it
+        events.emit("run_started", name=claim.spec["name"], kind=KIND, total_steps=None, resumed_from=0)
     prefix = "" if main or _world_size() == 1 else f"rank{rank}/"
     return Run(store, claim, config=config, events=events, prefix=prefix, records_status=main, attached=True)
 
