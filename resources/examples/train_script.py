@@ -40,6 +40,7 @@ with trainbench.init(name="digits-script", config=args) as run:  # config: the r
             logits = model(x[val])
             accuracy = (logits.argmax(1) == y[val]).float().mean().item()
             run.log({"val/loss": torch.nn.functional.cross_entropy(logits, y[val]), "val/accuracy": accuracy})
+        print(f"epoch {epoch}: validation accuracy {accuracy:.3f}")
     run.summary["val/accuracy"] = accuracy
     with tempfile.TemporaryDirectory() as tmp:
         torch.save(model.state_dict(), f"{tmp}/digits_mlp.pt")
