@@ -214,7 +214,7 @@ def cmd_run(args) -> int:
     if args.script or _is_script_run(args):
         return cmd_run_script(args)
     if sum(x is not None for x in (args.spec, args.resume, args.from_capsule)) != 1:
-        raise SpecError.at("", "give a spec file, --resume RUN or --from-capsule FILE")
+        raise SpecError.at("", "give a spec file, or --resume RUN (or --script FILE, --from-capsule FILE)")
     # The one store handle of this command: a damaged database is refused here, before any work.
     store = _store(args)
     spec = load_spec(Path(args.spec), args.set) if args.spec else _capsule_spec(args)
