@@ -362,3 +362,45 @@ def test_import_trainbench_is_light():
         check=True,
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_a_stopped_script_run_resumes_on_its_curve(db_path, tmp_path):
+    script = write(
+        tmp_path / "twice.py",
+        """
+        import os, sys, time
+        import trainbench
+        marker = sys.argv[1]
+        first = not os.path.exists(marker)
+        open(marker, "a").close()
+        with trainbench.init() as run:
+            for i in range(10**6 if first else 5):
+                run.log({"x": float(run.step)})
+                if first and i == 3:
+                    print("ready", flush=True)
+                time.sleep(0.01 if first else 0)
+        """,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "run", "--script", str(script), "--", str(tmp_path / "marker")],
+        cwd=ROOT,
+        env={**os.environ, "TRAINBENCH_DB": str(db_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGINT)  # Ctrl-C in the terminal
+        proc.wait(HANG_S)
+    finally:
+        proc.kill()
+    store = RunStore(db_path, readonly=True)
+    (run,) = store.list_runs()
+    assert run["status"] == "stopped"
+    before = store.series_summaries(run["id"])["x"]["count"]
+    out = trainbench("run", "--resume", str(run["id"]), db=db_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert store.get_run(run["id"])["status"] == "completed" and len(store.capsules(run["id"])) == 2
+    steps, values, _ = store.series(run["id"], "x")
+    assert steps.tolist() == list(range(before + 5)) and values.tolist() == steps.tolist()
