@@ -200,11 +200,14 @@ def _store(args, readonly: bool = False):
 
 
 def cmd_run(args) -> int:
-    """train (or prune/distill) from a spec file, or resume a run
+    """train (or prune/distill) from a spec file, run your own script, or resume a run
 
     Trains in this process (or, for DDP/FSDP, in processes started by torch.distributed's
     elastic launcher) with a progress bar, storing metrics and checkpoints in the run database.
-    Ctrl-C stops gracefully with a checkpoint; --resume RUN continues a stopped or crashed run."""
+    Ctrl-C stops gracefully with a checkpoint; --resume RUN continues a stopped or crashed run.
+    --script train.py -- ARGS runs a script of your own as a run (its `trainbench.init()`
+    writes to it; more than one process with --set hardware.nproc_per_node=N); --from-capsule
+    FILE runs again what `trainbench capsule` wrote."""
     from engine.devices import resource_samplers
     from engine.events import EventStream
     from engine.runner import execute
