@@ -39,8 +39,17 @@ DEVICE_FIELDS = ("device", "gpus")
 # As the form types them: the arguments as one shell line, the environment as NAME=value lines
 # (the engine takes both and stores a list and a dict).
 TYPED_AS = {
-    "args": {"kind": "str", "default": None, "help": "the script's arguments, as typed after `python train.py`"},
-    "env": {"kind": "str", "default": None, "traits": frozenset({"multiline"}), "help": "NAME=value, one per line"},
+    "args": {
+        "kind": "str",
+        "default": None,
+        "help": "the script's arguments, as typed after `python train.py`",
+    },
+    "env": {
+        "kind": "str",
+        "default": None,
+        "traits": frozenset({"multiline"}),
+        "help": "NAME=value, one per line",
+    },
 }
 # What an empty field means here, where the kit's "none" would say less.
 PLACEHOLDERS = {
