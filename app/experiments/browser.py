@@ -59,7 +59,7 @@ class RunBrowser(QWidget):
             objectName="runSearch", placeholderText="Filter runs by name, #id, tag or notes…"
         )
         self.search.setClearButtonEnabled(True)
-        self.search.setMinimumWidth(140)  # a few words of the filter stay readable beside the boxes
+        self.search.setMinimumWidth(120)  # a few words of the filter stay readable beside the boxes
         self.search.addAction(icons.icon("search"), QLineEdit.ActionPosition.LeadingPosition)
         self.status_box = self._combo("Any status", STATUSES)
         self.kind_box = self._combo("Any kind", ("train", "prune", "distill"))

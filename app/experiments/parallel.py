@@ -43,6 +43,7 @@ MAX_HIGHLIGHT = 60  # selected runs drawn in their own colour, on top
 PICK_DISTANCE = 0.035  # of the axis height
 TICKS = 5  # about this many labels on a numeric axis
 TITLE_Y = 1.02  # the axis titles' baseline, just above the axes' tops
+TEXT_MARGIN = 4  # pixels around a pg.TextItem's text (its QTextDocument's margin)
 
 
 def axis_ticks(axis: fields.Axis) -> list[tuple[float, str]]:
@@ -293,9 +294,12 @@ class ParallelCoordinates(DeferredRows, QWidget):
         metrics = QFontMetricsF(self.plot.font())
         titles = [a.title + (" (log)" if a.log else "") for a in self.axes]
         labels = [label for _y, label in axis_ticks(self.axes[0])]
-        left = max(max(map(metrics.horizontalAdvance, labels)) + 8, metrics.horizontalAdvance(titles[0]) / 2)
-        right = max(metrics.horizontalAdvance(titles[-1]) / 2, 12.0) + 4
-        top, below = metrics.height() + 6, metrics.height() / 2 + 2
+        pad = 2 * TEXT_MARGIN  # a TextItem's document margin, on each side of its text
+        left = max(
+            max(map(metrics.horizontalAdvance, labels)) + pad + 4, metrics.horizontalAdvance(titles[0]) / 2
+        )
+        right = max(metrics.horizontalAdvance(titles[-1]) / 2, 12.0) + pad / 2 + 2
+        top, below = metrics.height() + pad + 2, (metrics.height() + pad) / 2 + 1
         # margins as fractions of the view, at most 80 % of it together
         fl, fr = _share(left / w, right / w)
         ft, fb = _share(top / h, below / h)
