@@ -261,3 +261,31 @@ def test_the_filter_box_stays_usable_at_1024(experiments, qtbot):
     assert search.width() >= 120
     bar = _inside(search, experiments.browser)
     assert bar.right() < experiments.browser.width()
+
+
+# ------------------------------------------------------------------ the whole window
+
+
+def test_no_area_makes_a_1024_window_wider(window, store, qtbot):
+    """Every area as a user goes through them — a run with a long name open in the monitor,
+    the experiments with their plots — fits a 1024-pixel window (the monitor made it 1041)."""
+    add_synthetic_runs(store, spec("digits_mlp"), 8, points=40, families=1)
+    [run_id] = add_synthetic_runs(
+        store, spec("digits_mlp"), 1, name="a-run-whose-name-goes-on-and-on-for-ever"
+    )
+    window.resize(1024, 700)
+    window.show_area("Runs")
+    live = window.area("Runs").follow_run(run_id)
+    qtbot.waitUntil(lambda: bool(window.area("Runs").monitors[id(live)].plots), timeout=TIMEOUT_MS)
+    window.show_area("Experiments")
+    experiments = window.area("Experiments")
+    experiments.ensure_loaded()
+    experiments.select([run_id])
+    for tab in range(experiments.explore.count()):
+        experiments.explore.setCurrentIndex(tab)
+        qtbot.wait(50)
+        for name in ("Designer", "Runs", "Experiments"):
+            window.show_area(name)
+            qtbot.wait(20)
+            assert window.minimumSizeHint().width() <= 1024, (name, tab)
+            assert window.width() == 1024, (name, tab)
