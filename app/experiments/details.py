@@ -66,7 +66,7 @@ class RunDetails(QScrollArea):
         self.tags.editingFinished.connect(self._save_tags)
 
         self.notes_view = QTextBrowser(objectName="notesView", openExternalLinks=True)
-        self.notes_view.setPlaceholderText("No notes. Edit to write some (Markdown).")
+        self.notes_view.setPlaceholderText("No notes yet.")  # one short line: a placeholder does not wrap
         self.notes_edit = QPlainTextEdit(objectName="notesEdit")
         self.notes_edit.setPlaceholderText("Markdown: **bold**, - lists, `code`, [links](https://…)")
         self.notes_stack = QStackedWidget()
