@@ -236,11 +236,10 @@ class ParallelCoordinates(DeferredRows, QWidget):
         t = theme.current()
         self.plot.setBackground(t.panel)
         n = len(self.axes)
-        hint = (
-            "Drag along an axis to filter the table · click a line to select"
-            if n
-            else "No hyperparameter varies among these runs"
-        )
+        if n:
+            hint = "Drag along an axis to filter the table · click a line to select"
+        else:
+            hint = "No hyperparameter varies among these runs" if len(self.rows) else "No runs to plot"
         self.hint.set_full_text(hint)
         self.hint.setToolTip(hint)
         if n == 0:
@@ -296,7 +295,8 @@ class ParallelCoordinates(DeferredRows, QWidget):
         labels = [label for _y, label in axis_ticks(self.axes[0])]
         pad = 2 * TEXT_MARGIN  # a TextItem's document margin, on each side of its text
         left = max(
-            max(map(metrics.horizontalAdvance, labels)) + pad + 4, metrics.horizontalAdvance(titles[0]) / 2
+            max(map(metrics.horizontalAdvance, labels), default=0.0) + pad + 4,
+            metrics.horizontalAdvance(titles[0]) / 2,
         )
         right = max(metrics.horizontalAdvance(titles[-1]) / 2, 12.0) + pad / 2 + 2
         top, below = metrics.height() + pad + 2, (metrics.height() + pad) / 2 + 1

@@ -289,3 +289,27 @@ def test_no_area_makes_a_1024_window_wider(window, store, qtbot):
             qtbot.wait(20)
             assert window.minimumSizeHint().width() <= 1024, (name, tab)
             assert window.width() == 1024, (name, tab)
+
+
+# ------------------------------------------------------------------ empty states
+
+
+def test_an_empty_table_says_why_it_is_empty(qtbot, store):
+    area = open_area(qtbot, store.path)
+    browser = area.browser
+    assert browser.empty.isVisible() and "No runs in this store yet" in browser.empty.text()
+    qtbot.waitUntil(lambda: "No runs" in area.parallel.hint.full)  # drawn once it is shown
+    add_synthetic_runs(store, spec("digits_mlp"), 3, points=20)
+    area.reload()
+    qtbot.waitUntil(lambda: browser.model.rowCount() == 3)
+    assert not browser.empty.isVisible()
+    qtbot.keyClicks(browser.search, "no-such-run")
+    qtbot.waitUntil(lambda: browser.model.rowCount() == 0)
+    assert browser.empty.isVisible() and browser.empty.text() == "No run matches the filter."
+
+
+def test_an_empty_run_list_says_what_fills_it(runs_area, store, qtbot):
+    assert runs_area.empty_list.isVisible() and "Start run" in runs_area.empty_list.text()
+    [run_id] = add_synthetic_runs(store, spec("digits_mlp"), 1, points=20)
+    runs_area.follow_run(run_id)  # as the Experiments area opens one
+    assert not runs_area.empty_list.isVisible()
