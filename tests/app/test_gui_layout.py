@@ -194,6 +194,39 @@ def test_the_summary_keeps_its_totals_at_the_top_after_problems(window, qtbot):
     assert (summary.status.y(), summary.totals.y()) == top
 
 
+def test_the_summary_wraps_a_long_problem_instead_of_eliding_it(window, qtbot):
+    from PySide6.QtCore import Qt
+
+    from app.designer import commands
+
+    window.resize(1024, 700)
+    qtbot.wait(50)
+    doc, problems = window.doc, window.designer.summary.problems
+    doc.push(commands.SetParam(doc, "fc", "out_features", 0))  # a message longer than the list
+    doc.wait_for_analysis()
+    qtbot.waitUntil(lambda: problems.isVisible() and problems.count() == 1)
+    qtbot.wait(20)
+    item = problems.item(0)
+    rect = problems.visualItemRect(item)
+    wrapped = problems.fontMetrics().boundingRect(
+        QRect(0, 0, rect.width(), 10_000), Qt.TextFlag.TextWordWrap, item.text()
+    )
+    assert rect.right() < problems.viewport().width()  # laid out as wide as the list shows
+    assert wrapped.height() <= rect.height()  # and as tall as its wrapped text
+
+
+def test_the_repeat_body_editor_fits_the_window_it_opens_from(window, qtbot):
+    from app.designer.body import BodyDialog
+    from app.designer.files import load_template
+
+    window.resize(1024, 700)
+    window.doc.replace(load_template("gpt"))
+    node = next(n for n in window.doc.graph.nodes.values() if n.op == "Repeat")
+    dialog = BodyDialog(node, None, "gpt › blocks", window.designer)
+    qtbot.addWidget(dialog)
+    assert dialog.width() <= window.width() and dialog.height() <= window.height()
+
+
 # ------------------------------------------------------------------ the monitor
 
 
