@@ -158,6 +158,8 @@ class CompareView(QWidget):
         self.table.setWordWrap(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(False)
+        # a run's name too long for its column keeps its end and id (a header does not elide by default)
+        self.table.horizontalHeader().setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.only_diff = QCheckBox("Only differences", objectName="onlyDifferences", checked=True)
         self.export_table = QToolButton(text="Export CSV…", objectName="exportCompareTable")
         self.export_table.clicked.connect(lambda: self.export_table_to(None))
