@@ -308,7 +308,8 @@ def tracking_import_path() -> str | None:
         find = getattr(finder, "find_spec", None)
         spec = find("trainbench", None) if find else None
         if spec is not None:  # the first finder that knows the name decides
-            if spec.origin and Path(spec.origin).resolve() == package / "__init__.py":
+            ours = (package, package.parent.parent / "trainbench")  # this checkout, or a wheel's copy
+            if spec.origin and Path(spec.origin).resolve().parent in ours:
                 return None
             break  # the shim, or another checkout's install (a worktree beside it): use this one's
     return str(package / "source_tree")
