@@ -213,8 +213,6 @@ class MemoryEstimate:
             ways.insert(0, "use fewer or smaller samples")
         elif term.startswith("the parameters"):
             ways.append("make the model smaller")
-            if not self.strategy.startswith("fsdp"):
-                ways.append("shard it with fsdp over several GPUs")
         if not ways:
             ways = ["make the model's layers narrower"]
         return path, f"{head}: {' or '.join(ways)} (--force starts it anyway)"
@@ -614,6 +612,17 @@ def _advice(spec: dict, analysis: Analysis, data, plan, est: MemoryEstimate) -> 
         alt = _estimate(other, analysis, data, other_plan, est.capacity)
         verdict = "fits" if alt.fits else "still too much"
         out.append(f"{words} (needs ~{_size(alt.required)}: {verdict})")
+    if plan.device_type == "cuda" and plan.world_size == 1:  # a model too large for one GPU
+        sharded = {**spec, "hardware": {**hw, "strategy": "fsdp"}}
+        for n in (2, 4, 8):
+            alt = _estimate(
+                sharded, analysis, data, replace(plan, strategy="fsdp", nproc_per_node=n), est.capacity
+            )
+            if alt.fits:
+                out.append(
+                    f"shard it with fsdp over {n} GPUs like this one (needs ~{_size(alt.required)}: fits)"
+                )
+                break
     return out
 
 

@@ -255,6 +255,23 @@ def test_validate_refuses_a_spec_that_does_not_fit_unless_forced(tmp_path):
     assert "(forced)" in forced.stderr and "does NOT fit" in forced.stdout
 
 
+def test_the_1b_example_says_how_many_gpus_it_needs():
+    """The gpt_1b example comes sharded, in bf16, checkpointed: on one 16 GiB GPU the estimate
+    names the parameters as its largest part and the GPU count that fits; two such GPUs fit."""
+    spec = validate_spec(json.loads((EXAMPLES / "gpt_1b.json").read_text()), base_dir=EXAMPLES)
+    hw, train = spec["hardware"], spec["train"]
+    assert (hw["strategy"], hw["activation_checkpointing"], train["precision"]) == ("fsdp", True, "bf16")
+
+    def on(gpus: int):
+        plan = DevicePlan("cuda", "fsdp", gpus, 1, tuple(range(gpus)))
+        return estimate_memory(spec, plan=plan, capacity=16 << 30)
+
+    path, message = on(1).misfit()
+    assert path == "model" and "the largest part is the parameters" in message
+    assert "shard it with fsdp over 2 GPUs like this one (needs ~" in message
+    assert on(2).fits
+
+
 # ------------------------------------------------------------------ on a GPU
 
 
