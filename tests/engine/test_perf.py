@@ -46,10 +46,16 @@ def _shape(analysis) -> tuple[int, int, int, int]:
     return blocks.params["times"], heads, width // heads, context
 
 
-def _matmul_params(analysis) -> int:
-    """PaLM's N: the parameters that take part in matrix products (a lookup table does not; a
-    tied embedding is one table, counted once, and it is the head's)."""
-    lookups = sum(i.n_params for i in analysis.nodes.values() if i.op in ("Embedding", "PositionalEmbedding"))
+def _matmul_params(analysis, doc: dict) -> int:
+    """PaLM's N: the parameters that take part in matrix products. A lookup table does not,
+    unless the head's weight is tied to it (`tie`: {"lm_head.weight": "wte.weight"}): then the
+    one table is the head's matrix, counted once."""
+    tied = {source.split(".")[0] for source in doc.get("tie", {}).values()}
+    lookups = sum(
+        i.n_params
+        for nid, i in analysis.nodes.items()
+        if i.op in ("Embedding", "PositionalEmbedding") and nid not in tied
+    )
     return analysis.total_params - lookups
 
 
@@ -77,7 +83,7 @@ def test_training_flops_per_token_are_palms_formula(name):
     causal, full = analyze(Graph.from_dict(doc)), analyze(Graph.from_dict(_full_attention(doc)))
     assert causal.ok and full.ok
     layers, heads, head_dim, context = _shape(causal)
-    n = _matmul_params(causal)
+    n = _matmul_params(causal, doc)
     for analysis, is_causal in ((full, False), (causal, True)):
         counted = train_flops_per_sample(analysis) / context
         palm = palm_flops_per_token(n, layers, heads, head_dim, context, causal=is_causal)
