@@ -112,3 +112,18 @@ def test_cuda_compiled_bf16_training_follows_eager(db_path, inductor_cache):
     eager, _ = execute(db_path, tiny_spec(cuda, precision="bf16"))
     compiled, _ = execute(db_path, tiny_spec(cuda, precision="bf16", compile="default"))
     np.testing.assert_allclose(_curve(db_path, compiled), _curve(db_path, eager), rtol=2e-2)
+
+
+def test_adam_is_fused_and_the_matmul_precision_reaches_torch():
+    from engine.optim import make_optimizer
+    from engine.strategies import make_strategy
+
+    spec = tiny_spec({"device": "cpu", "matmul_precision": "medium"})
+    optimizer = make_optimizer(build(Graph.from_dict(TINY)), spec["optim"])
+    assert all(group["fused"] for group in optimizer.param_groups)  # one kernel per step
+    before = torch.get_float32_matmul_precision()
+    try:
+        make_strategy(spec)
+        assert torch.get_float32_matmul_precision() == "medium"
+    finally:
+        torch.set_float32_matmul_precision(before)
