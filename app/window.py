@@ -437,14 +437,18 @@ class ShortcutsDialog(QDialog):
         self.setObjectName("shortcutsDialog")
         self.setWindowTitle("Keyboard shortcuts")
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        html = "".join(
-            f"<h3>{escape(name)}</h3><table cellspacing='0' cellpadding='2'>"
+        # one table, so every section's keys start in one column
+        html = (
+            "<table cellspacing='0' cellpadding='2'>"
             + "".join(
-                f"<tr><td style='padding-right:18px'>{escape(what)}</td><td><b>{escape(keys)}</b></td></tr>"
-                for what, keys in rows
+                f"<tr><td colspan='2'><h3>{escape(name)}</h3></td></tr>"
+                + "".join(
+                    f"<tr><td style='padding-right:18px'>{escape(what)}</td><td><b>{escape(keys)}</b></td></tr>"
+                    for what, keys in rows
+                )
+                for name, rows in sections.items()
             )
             + "</table>"
-            for name, rows in sections.items()
         )
         self.text = QTextBrowser(objectName="shortcutsText")
         self.text.setHtml(html)
