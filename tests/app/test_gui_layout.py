@@ -406,3 +406,25 @@ def test_the_shortcuts_dialog_puts_every_key_in_one_column(window, qtbot):
     experiments.ensure_loaded()
     rows = {what for rows in window.shortcuts().values() for what, _ in rows}
     assert "Compare" in rows  # named for what it does, whatever the selection's count
+
+
+def test_the_scatter_titles_its_axes_in_text_colour_not_the_axis_line_colour(experiments, qtbot):
+    from app import theme
+
+    experiments.explore.setCurrentWidget(experiments.scatter)
+    scatter = experiments.scatter
+    qtbot.waitUntil(lambda: scatter.x_box.count() > 0, timeout=TIMEOUT_MS)
+    scatter.redraw()
+    for name in ("left", "bottom"):
+        axis = scatter.plot.getAxis(name)
+        assert axis.labelText and axis.labelStyle["color"] == theme.current().subtext, name
+
+
+def test_the_plot_tabs_look_like_the_other_tabs(window, qtbot):
+    """The Parallel coordinates / Scatter tabs were boxed, unlike every other tab bar."""
+    window.show_area("Experiments")
+    experiments = window.area("Experiments")
+    experiments.ensure_loaded()
+    qtbot.wait(20)
+    areas, plots = window.tabs.tabBar(), experiments.explore.tabBar()
+    assert plots.tabRect(0).height() == areas.tabRect(0).height()
