@@ -428,3 +428,18 @@ def test_the_plot_tabs_look_like_the_other_tabs(window, qtbot):
     qtbot.wait(20)
     areas, plots = window.tabs.tabBar(), experiments.explore.tabBar()
     assert plots.tabRect(0).height() == areas.tabRect(0).height()
+
+
+def test_refusing_an_export_says_how_many_problems_it_does_not_list(window, dialogs, qtbot):
+    from app.designer import commands
+
+    doc = window.doc
+    edge = next(e for e in doc.graph.edges if e.dst == "fc")
+    doc.push(commands.Disconnect(doc, edge))  # every node before fc no longer reaches the output
+    doc.wait_for_analysis()
+    found = len(doc.analysis.problems)
+    assert found > 8
+    window.files.export("pytorch")
+    [(_, title, text)] = dialogs.shown
+    assert title == "The model has problems"
+    assert text.count("\n• ") == 8 and f"and {found - 8} more" in text
