@@ -285,11 +285,17 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.zoom_label)
         self.doc.analyzed.connect(self._show_validity)
         self.designer.view.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z:.0%}"))
-        self.designer.status.connect(lambda text: bar.showMessage(text, STATUS_MS))
+        self.designer.status.connect(self._designer_news)
         self.files.status.connect(lambda text: bar.showMessage(text, STATUS_MS))
         self.autosaver.failed.connect(lambda text: bar.showMessage(text, STATUS_MS))
         if self.doc.analysis is not None:
             self._show_validity(self.doc.analysis)
+
+    def _designer_news(self, text: str) -> None:
+        """The canvas's notes (zoom, refused connections) are news only while it is on screen: a
+        resize on another tab re-fits the hidden canvas, whose note would sit under that tab."""
+        if self.tabs.tabText(self.tabs.currentIndex()) == "Designer":
+            self.statusBar().showMessage(text, STATUS_MS)
 
     def _show_validity(self, analysis: Analysis) -> None:
         n = len(analysis.problems)
