@@ -443,3 +443,14 @@ def test_refusing_an_export_says_how_many_problems_it_does_not_list(window, dial
     [(_, title, text)] = dialogs.shown
     assert title == "The model has problems"
     assert text.count("\n• ") == 8 and f"and {found - 8} more" in text
+
+
+def test_the_canvas_notes_stay_off_the_other_tabs_status_bar(window, qtbot):
+    window.resize(1024, 700)
+    window.show_area("Runs")
+    qtbot.wait(20)
+    window.designer.view.fit()  # as a resize re-fits the hidden canvas: the model is larger than it
+    assert window.statusBar().currentMessage() == ""
+    window.show_area("Designer")
+    window.designer.view.fit()
+    assert window.statusBar().currentMessage().startswith("Larger than the view")
