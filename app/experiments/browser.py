@@ -33,7 +33,7 @@ from app.experiments.columns import DEFAULT_COLUMNS, RUN_COLUMNS, column_title
 from app.experiments.lineage_model import LineageModel
 from app.experiments.table_model import RUN_ID_ROLE, RunTableModel
 from engine import run_table
-from engine.store import STATUSES
+from engine.store import KINDS, STATUSES
 
 WIDTHS = {"starred": 30, "id": 56, "name": 230, "kind": 70, "status": 100, "parent_id": 64, "created_at": 132, "duration": 92, "tags": 140, "notes": 200}  # fmt: skip
 ANY = ""
@@ -63,7 +63,7 @@ class RunBrowser(QWidget):
         self.search.setMinimumWidth(120)  # a few words of the filter stay readable beside the boxes
         self.search.addAction(icons.icon("search"), QLineEdit.ActionPosition.LeadingPosition)
         self.status_box = self._combo("Any status", STATUSES)
-        self.kind_box = self._combo("Any kind", ("train", "prune", "distill"))
+        self.kind_box = self._combo("Any kind", KINDS)
         self.tag_box = self._combo("Any tag", ())
         self.starred = QToolButton(text="★ Starred", checkable=True, objectName="starredFilter")
         self.starred.setToolTip("Show starred runs only")

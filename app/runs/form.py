@@ -48,6 +48,7 @@ from app.runs.background import LatestJob
 from app.runs.data_preview import DataPreview, resolve_data_paths
 from app.runs.hardware import DeviceDetector, DeviceList, describe_fit, estimate_fit, join_command
 from app.runs.schedule_plot import SchedulePlot
+from app.runs.script_form import ScriptForm
 from app.runs.spec_model import RunSpecModel, field_at, field_path, inherits
 from engine import format as fmt
 from engine.compare import headline
@@ -208,8 +209,13 @@ class RunForm(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
+        self.script_form = ScriptForm(self.detector)  # "Run a script": its own fields and Start
+        self.script_form.start_requested.connect(self.start_requested)
+        self.script_form.queue_requested.connect(self.queue_requested)
+        self.script_form.hide()
         layout.addWidget(self.header)
         layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.script_form, 1)
         layout.addWidget(self.hint)
 
         model.changed.connect(self._on_changed)
@@ -241,8 +247,14 @@ class RunForm(QWidget):
         self.save_button.clicked.connect(self.save_spec)
         self.start_button.clicked.connect(lambda: self._submit(self.start_requested))
         self.queue_button.clicked.connect(lambda: self._submit(self.queue_requested))
+        self.mode_buttons = QButtonGroup(self)
         top = QHBoxLayout()
         top.addWidget(title)
+        for key, text in (("designed", "Design a run"), ("script", "Run a script")):
+            button = QRadioButton(text, objectName=f"mode:{key}", checked=key == "designed")
+            button.toggled.connect(lambda on, k=key: on and self.set_mode(k))
+            self.mode_buttons.addButton(button)
+            top.addWidget(button)
         top.addStretch(1)
         for b in (self.load_button, self.save_button):
             top.addWidget(b)
@@ -714,6 +726,16 @@ class RunForm(QWidget):
         section = path.rpartition(".")[0]
         about = html.escape(field_tooltip(f, section)).replace("\n", " · ")
         self.hint.setText(f"<b>{html.escape(path)}</b> — {about}")
+
+    def set_mode(self, mode: str) -> None:
+        """ "designed": the spec form; "script": a script of the user's own (app.runs.script_form)."""
+        script = mode == "script"
+        for w in (self.tabs, self.hint, self.status, self.status_detail):
+            w.setVisible(not script)
+        for b in (self.load_button, self.save_button, self.queue_button, self.start_button):
+            b.setVisible(not script)
+        self.script_form.setVisible(script)
+        self.findChild(QRadioButton, f"mode:{mode}").setChecked(True)
 
     def _on_devices(self, report: dict) -> None:
         self.devices.set_report(report)
