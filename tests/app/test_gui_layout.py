@@ -454,3 +454,14 @@ def test_the_canvas_notes_stay_off_the_other_tabs_status_bar(window, qtbot):
     window.show_area("Designer")
     window.designer.view.fit()
     assert window.statusBar().currentMessage().startswith("Larger than the view")
+
+
+@pytest.mark.parametrize("mode", ["designed", "script"])
+def test_both_run_modes_fit_a_1024_window(runs_area, form, qtbot, mode):
+    """The mode switch beside the title, and the script form's first problem beside its buttons,
+    made the Runs area 1,050 and 1,181 pixels wide."""
+    form.set_mode(mode)
+    runs_area.resize(1024, 700)
+    settle(qtbot, runs_area)
+    assert runs_area.minimumSizeHint().width() <= 1024
+    assert runs_area.width() == 1024
