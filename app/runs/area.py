@@ -229,7 +229,7 @@ class RunsArea(QWidget):
             )
         )
         keep = box.addButton("Keep running", QMessageBox.ButtonRole.AcceptRole)
-        stop = box.addButton("Stop them", QMessageBox.ButtonRole.DestructiveRole)
+        stop = box.addButton(f"Stop {them}", QMessageBox.ButtonRole.DestructiveRole)
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.setDefaultButton(keep)
         box.exec()
