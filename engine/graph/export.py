@@ -144,6 +144,8 @@ def _emit_class(analysis: Analysis, name: str, classes: list[str], used: set[str
         init.append(f"        self.{nid} = {cls}({args})")
         srcs = ", ".join(local[s] for s in info.sources)
         fwd.append(f"        {local[nid]} = self.{nid}({srcs})")
+    # shared weights: the tied parameter becomes its source's tensor (paths checked by the graph model)
+    init.extend(f"        self.{target} = self.{source}" for target, source in graph.tie.items())
     inputs = ", ".join(local[n] for n in graph.input_nodes())
     classes.append(
         f"class {name}(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
