@@ -153,8 +153,43 @@ def _parser() -> argparse.ArgumentParser:
     o = _command(sub, "ops", cmd_ops)
     o.add_argument("--json", action="store_true", help=JSON_HELP)
 
+    _add_import_parser(sub)
+
     _command(sub, "gui", cmd_gui)
     return p
+
+
+def _add_import_parser(sub) -> None:
+    """`trainbench import WHAT ...`: one command, one entry per kind of thing brought in."""
+    imp = sub.add_parser(
+        "import",
+        help="bring an existing model (or other records) into Trainbench",
+        description="Bring something made elsewhere into Trainbench.",
+        formatter_class=_Paragraphs,
+    )
+    what = imp.add_subparsers(dest="what", required=True, metavar="WHAT")
+    m = _command(what, "model", cmd_import_model)
+    m.add_argument(
+        "source", help="file.py:factory, package.module:factory (an installed library), or model.onnx"
+    )
+    m.add_argument(
+        "-o", "--out", required=True, help="the graph JSON to write; weights go beside it (.safetensors)"
+    )
+    m.add_argument(
+        "--kwargs", default="{}", metavar="JSON", help="the factory's keyword arguments, a JSON object"
+    )
+    m.add_argument(
+        "--arg",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="one keyword argument (VALUE as JSON)",
+    )
+    m.add_argument("--input", metavar="SHAPE", help="one sample's shape without the batch, e.g. 3,224,224")
+    m.add_argument(
+        "--dtype", choices=("float", "long"), default="float", help="the input's type (long: token ids)"
+    )
+    m.add_argument("--json", action="store_true", help="print the import report as JSON")
 
 
 JSON_HELP = "print JSON instead of a table, for scripts"
@@ -695,6 +730,45 @@ def cmd_ops(args) -> int:
         for o in OPS.values()
     ]
     print_table(rows, ["op", "category", Col("params", wrap=True), Col("help", wrap=True)])
+    return 0
+
+
+def cmd_import_model(args) -> int:
+    """import a PyTorch model or an ONNX file as a graph with its weights
+
+    The model becomes a graph of registry ops with its weights (a .safetensors file beside the
+    graph, which the graph's init_from names); what maps to no op becomes an opaque Module node
+    that references the original code by import path and constructor arguments. A PyTorch
+    source is imported by running it: only import code you trust. The report lists the ops,
+    the opaque nodes and why, the parameter counts before and after, and the largest
+    difference between the imported graph's output and the original's on a random input."""
+    from engine.graph.importers import ModelImportError, run
+    from engine.graph.importers.report import text
+
+    try:
+        kwargs = json.loads(args.kwargs)
+    except ValueError as err:
+        raise ModelImportError(f"--kwargs is not JSON: {err}") from None
+    if not isinstance(kwargs, dict):
+        raise ModelImportError("--kwargs must be a JSON object of keyword arguments")
+    for item in args.arg:
+        name, sep, raw = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise ModelImportError(f"--arg {item!r}: give NAME=VALUE")
+        try:
+            kwargs[name] = json.loads(raw)
+        except ValueError:
+            kwargs[name] = raw
+    shape = None
+    if args.input:
+        try:
+            shape = tuple(int(d) for d in args.input.replace("x", ",").split(",") if d.strip())
+        except ValueError:
+            raise ModelImportError(f"--input {args.input!r}: give whole numbers, e.g. 3,224,224") from None
+        if not shape or min(shape) < 1:
+            raise ModelImportError(f"--input {args.input!r}: every dimension must be at least 1")
+    report = run(args.source, Path(args.out), kwargs, shape, args.dtype)
+    print(json.dumps(report, indent=2) if args.json else text(report))
     return 0
 
 
