@@ -100,7 +100,8 @@ def _collapse(imported: Imported, parent: str, run: list[dict]) -> None:
     body.output = names[first["exit"]]
     lay_out(body)
 
-    rid = _free_id(graph, re.sub(r"\W", "_", parent))
+    parts = [p for i, p in enumerate(parent.split(".")) if i == 0 or p != parent.split(".")[i - 1]]
+    rid = _free_id(graph, re.sub(r"\W", "_", "_".join(parts)))  # blocks.blocks → blocks
     graph.add_node("Repeat", {"times": len(run), "body": body.to_dict()}, (0.0, 0.0), rid)
     for copy, block in enumerate(run):
         for n, b in zip(first["nodes"], block["nodes"], strict=True):

@@ -123,7 +123,7 @@ def text(report: dict) -> str:
     if report["opaque"]:
         lines.append(f"  opaque ({len(report['opaque'])}): the original module runs as it is")
         lines += [f"    {o['node']}: {o['target']} — {o['why']}" for o in report["opaque"]]
-    same = "equal" if report["params_before"] == report["params_after"] else "DIFFERENT"
+    same = "equal" if report["params_before"] == report["params_after"] else "they differ: see the warnings"
     lines.append(
         f"  parameters: {report['params_before']:,} before, {report['params_after']:,} after ({same})"
     )
