@@ -27,9 +27,25 @@ SHOWN = 6  # mismatches listed by name, then counted
 
 
 def describe(path: str | Path) -> dict[str, tuple[str, tuple[int, ...]]]:
-    """{tensor name: (dtype, shape)} from a safetensors file's header, without torch.
-    Raises SpecError at model.init_from naming the file when it is not one."""
-    path = Path(path)
+    """{tensor name: (dtype, shape)} from a safetensors file's header, without torch (each
+    stored tie under its own name too). Raises SpecError at model.init_from naming the file
+    when it is not one."""
+    header = _header(Path(path))
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(info, dict) or not isinstance(info.get("shape"), list):
+            raise SpecError.at(WHERE, f"{path}: not a safetensors file (tensor {name!r} has no shape)")
+        out[name] = (str(info.get("dtype")), tuple(info["shape"]))
+    try:
+        stored = json.loads((header.get("__metadata__") or {}).get("tie", "{}"))
+    except (ValueError, AttributeError, TypeError):
+        stored = {}
+    return with_ties(out, stored if isinstance(stored, dict) else {})
+
+
+def _header(path: Path) -> dict:
     try:
         with path.open("rb") as fh:
             head = fh.read(8)
@@ -47,21 +63,21 @@ def describe(path: str | Path) -> dict[str, tuple[str, tuple[int, ...]]]:
         raise SpecError.at(WHERE, f"{path}: not a safetensors file ({err})") from None
     if not isinstance(header, dict):
         raise SpecError.at(WHERE, f"{path}: not a safetensors file (its header is not an object)")
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        if not isinstance(info, dict) or not isinstance(info.get("shape"), list):
-            raise SpecError.at(WHERE, f"{path}: not a safetensors file (tensor {name!r} has no shape)")
-        out[name] = (str(info.get("dtype")), tuple(info["shape"]))
-    return out
+    return header
 
 
 def save(state: dict, path: str | Path, tie: dict[str, str] | None = None) -> Path:
-    """Write a state dict as safetensors, each tied parameter once (under its source's name)."""
+    """Write a state dict as safetensors, each tied parameter once (under its source's name);
+    the ties are kept in the file's metadata, so `load` restores every name."""
     from safetensors.torch import save_file
 
-    tie = tie or {}
+    tie = dict(tie or {})
+    seen: dict[tuple, str] = {}
+    for k, v in state.items():  # any other tensor sharing memory is stored once too
+        key = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape), tuple(v.stride()))
+        if k not in tie and key in seen:
+            tie[k] = seen[key]
+        seen.setdefault(key, k)
     tensors = {k: v.detach().cpu().contiguous() for k, v in state.items() if k not in tie}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,16 +86,19 @@ def save(state: dict, path: str | Path, tie: dict[str, str] | None = None) -> Pa
 
 
 def load(path: str | Path, tie: dict[str, str] | None = None) -> dict:
-    """A safetensors file's tensors (on the CPU), with tied parameters filled in."""
-    from safetensors import SafetensorError
+    """A safetensors file's tensors (on the CPU), with tied parameters filled in (those the file
+    recorded and those of `tie`)."""
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     describe(path)  # one clear line for a file that is not safetensors at all
     try:
         state = load_file(str(path))
+        with safe_open(str(path), "pt") as fh:
+            stored = json.loads((fh.metadata() or {}).get("tie", "{}"))
     except (SafetensorError, OSError, ValueError) as err:
         raise SpecError.at(WHERE, f"{path}: unreadable weights ({err})") from None
-    return with_ties(state, tie or {})
+    return with_ties(state, {**(stored if isinstance(stored, dict) else {}), **(tie or {})})
 
 
 def with_ties(state: dict, tie: dict[str, str]) -> dict:

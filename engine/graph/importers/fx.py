@@ -77,7 +77,7 @@ def import_pytorch(source: str, kwargs: dict, input_shape, dtype: str = "float")
     opaque: dict[str, str] = {}  # module path → why
     for _ in range(MAX_ATTEMPTS):
         try:
-            traced = fx.GraphModule(model, _Tracer(opaque).trace(model))
+            traced = fx.GraphModule(model, _Tracer(model, opaque).trace(model))
             measured = _Measurer(traced, set(opaque)).measure(example)
             translator = _Translator(traced, measured, refs, opaque, type(model).__name__)
             graph, state, scopes, made_opaque = translator.translate()
@@ -275,13 +275,15 @@ class _Tracer(fx.Tracer):
     """Stops at modules that map to an op and at those already chosen to be opaque; a
     forward that fails to trace makes its module a candidate for opaque."""
 
-    def __init__(self, opaque: dict[str, str]):
+    def __init__(self, model: nn.Module, opaque: dict[str, str]):
         super().__init__()
         self.opaque = opaque
         self.stack: list[str] = []
+        # decided before tracing: reading a parameter while tracing would record a node for it
+        self.mapped = {id(m) for m in model.modules() if module_op(m) is not None}
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return qualname in self.opaque or module_op(m) is not None or super().is_leaf_module(m, qualname)
+        return qualname in self.opaque or id(m) in self.mapped or super().is_leaf_module(m, qualname)
 
     def call_module(self, m, forward, args, kwargs):
         path = self.path_of_module(m)
@@ -562,8 +564,7 @@ class _Translator:
                 self._cannot(n, "the model's output is not a single tensor")
             self.graph.output = self.value[out][1]
         elif n.op == "get_attr":
-            if n.users:  # an unused one is the tracer's record of a look at a parameter
-                self._cannot(n, f"it reads the tensor {n.target} directly")
+            self._cannot(n, f"it reads the tensor {n.target} directly")
         elif n.op == "call_module":
             self._module(n)
         else:
@@ -702,15 +703,16 @@ class _Translator:
 
     def _ties(self) -> None:
         """Parameters the original shares between modules (a tied LM head) become a `tie`."""
-        first: dict[int, str] = {}
-        params = {id(p) for p in self.gm.parameters()}
+        first: dict[tuple, str] = {}
+        params = {_where(p) for p in self.gm.parameters()}
         for name, t in self.state.items():
-            if id(t) not in params:
+            key = _where(t)
+            if key not in params:
                 continue
-            if id(t) in first:
-                self.graph.tie[name] = first[id(t)]
+            if key in first:
+                self.graph.tie[name] = first[key]
             else:
-                first[id(t)] = name
+                first[key] = name
 
     # --- helpers
 
@@ -771,6 +773,11 @@ class _Translator:
         if n.op == "call_module":
             stack.append(n.target)
         raise _NeedsOpaque(["", *stack], f"{n.name}: {why}")
+
+
+def _where(t: torch.Tensor) -> tuple:
+    """Where a tensor's values live: equal for a parameter and the state dict's view of it."""
+    return (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()))
 
 
 def _flat(args, kwargs) -> list:

@@ -1,0 +1,224 @@
+"""Importing PyTorch models: ResNet-18 with every node mapped, a module with a Python-side op
+kept opaque, identical blocks collapsed, and the line between opening a graph and running it.
+Each import runs the model's own code in the importing process, as `trainbench import model`
+does (one test runs the command itself, in a subprocess)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine import weights
+from engine.graph.build import build
+from engine.graph.export import export
+from engine.graph.importers import ModelImportError, run
+from engine.graph.model import Graph
+from engine.runner import execute
+from engine.spec import validate_spec
+from engine.store import RunStore
+from tests.conftest import ROOT, TEMPLATES
+from tests.engine.models_for_import import seeded
+
+ZOO = ROOT / "tests" / "engine" / "models_for_import.py"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _built(graph_path):
+    """The imported graph as a run builds it: from its file, with the weights its init_from names."""
+    doc = Graph.load(graph_path).to_dict()
+    with torch.random.fork_rng():
+        model = build(Graph.from_dict(doc))
+    weights.init(model, doc)
+    return model.eval(), doc
+
+
+def test_resnet18_imports_with_every_node_mapped_and_equal_outputs(tmp_path):
+    out = tmp_path / "resnet18.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "import", "model", f"{ZOO}:seeded", "--arg", "seed=7"]
+        + ["--input", "3,32,32", "-o", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["opaque"] == [] and report["params_before"] == report["params_after"] == 11_689_512
+    assert report["mapped"]["Conv2d"] == 20 and report["mapped"]["BatchNorm2d"] == 20  # 17 + 3 shortcuts
+    assert report["repeats"] == [{"node": "layer1", "copies": 2}]  # the only two identical blocks
+    assert report["max_abs_diff"] <= 1e-5
+    assert json.loads(out.with_suffix(".import.json").read_text()) == report
+
+    model, doc = _built(out)
+    assert Graph.from_dict(doc).init_from == str(out.with_suffix(".safetensors"))
+    original = seeded("resnet18", seed=7).eval()  # the same weights, built again here
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        assert (model(x) - original(x)).abs().max().item() <= 1e-5
+
+    code, pt = export(Graph.from_dict(doc), "pytorch", tmp_path / "exported.py", model.state_dict())
+    spec = importlib.util.spec_from_file_location("exported_resnet", code)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    exported = mod.Model().eval()
+    exported.load_state_dict(torch.load(pt, weights_only=True))
+    with torch.no_grad():
+        assert (exported(x) - original(x)).abs().max().item() <= 1e-5
+
+
+def _image_classes(folder, classes=4, per_class=6, size=32):
+    rng = np.random.default_rng(0)
+    for c in range(classes):
+        (folder / str(c)).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(pixels, "RGB").save(folder / str(c) / f"{i}.png")
+    return folder
+
+
+def test_imported_resnet18_trains_a_step_from_its_weights(tmp_path):
+    graph = tmp_path / "r18.json"
+    run(f"{ZOO}:seeded", graph, {"num_classes": 4}, (3, 32, 32))
+    spec = validate_spec(
+        {
+            "model": str(graph),
+            "data": {
+                "source": "images",
+                "path": str(_image_classes(tmp_path / "img")),
+                "image_size": [32, 32],
+            },
+            "train": {"max_steps": 1, "batch_size": 4},
+        }
+    )
+    store = RunStore(tmp_path / "runs.db")
+    run_id, status = execute(store, spec)
+    assert status == "completed", store.get_run(run_id)["error"]
+    log = (store.artifacts_dir(run_id) / "run.log").read_text()
+    assert f"weights from {graph.with_suffix('.safetensors')}: 122 of 122 tensors loaded" in log
+    assert store.get_run(run_id)["summary"]["steps"] == 1
+
+
+def test_a_python_side_op_becomes_an_opaque_module_that_trains_and_exports(tmp_path):
+    graph_path = tmp_path / "gated.json"
+    report = run(f"{ZOO}:seeded", graph_path, {"name": "gated", "seed": 3}, (8,))
+    assert [o["node"] for o in report["opaque"]] == ["gate"]
+    assert report["opaque"][0]["target"] == "models_for_import:SortGate"
+    assert "sort" in report["opaque"][0]["why"]
+    assert report["mapped"] == {"Linear": 2, "ReLU": 1}
+    assert report["params_before"] == report["params_after"] and report["max_abs_diff"] == 0
+    node = Graph.load(graph_path).nodes["gate"]
+    assert node.params["file"] == str(ZOO) and node.params["kwargs"] == {"features": 16, "temperature": 2.0}
+    assert node.params["parameters"] == {"scale.weight": [16, 16], "scale.bias": [16]}
+    assert node.params["flops"] > 0 and "SortGate(" in node.params["inside"]
+
+    spec = validate_spec(
+        {
+            "model": str(graph_path),
+            "data": {"source": "synthetic_classification", "features": 8, "classes": 3, "samples": 200},
+            "train": {"epochs": 2, "batch_size": 32},
+        }
+    )
+    store = RunStore(tmp_path / "runs.db")
+    run_id, status = execute(store, spec)
+    assert status == "completed", store.get_run(run_id)["error"]
+    final = torch.load(store.last_checkpoint(run_id)["path"], weights_only=True)["model"]
+    start = weights.load(graph_path.with_suffix(".safetensors"))
+    assert not torch.equal(
+        final["gate.scale.weight"], start["gate.scale.weight"]
+    )  # the opaque module trained
+
+    g = Graph.load(graph_path)
+    model = build(g)
+    model.load_state_dict(final)
+    model.eval()
+    code, pt = export(g, "pytorch", tmp_path / "gated_export.py", final)
+    assert "imported_module(target='models_for_import:SortGate'" in code.read_text()
+    spec_ = importlib.util.spec_from_file_location("gated_export", code)
+    mod = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(mod)
+    exported = mod.Model().eval()
+    exported.load_state_dict(torch.load(pt, weights_only=True))
+    x = torch.randn(5, 8)
+    with torch.no_grad():
+        assert torch.equal(exported(x), model(x))
+
+
+def test_opening_a_graph_with_an_opaque_node_runs_none_of_its_code(tmp_path):
+    """Reading, analysing and validating the graph (what the designer and `validate` do) import
+    neither the user's file nor torch: the code runs only when a run or an export builds it."""
+    marker = tmp_path / "ran.txt"
+    user = tmp_path / "user_model.py"
+    user.write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('imported')\n" + ZOO.read_text()
+    )
+    graph_path = tmp_path / "user.json"
+    run(f"{user}:seeded", graph_path, {"name": "gated"}, (8,))
+    marker.unlink()
+    probe = (
+        "import sys\n"
+        "from engine.graph.model import Graph\n"
+        "from engine.graph.shapes import analyze\n"
+        "from engine.spec import validate_spec\n"
+        f"g = Graph.load({str(graph_path)!r})\n"
+        "a = analyze(g)\n"
+        "validate_spec({'model': g.to_dict(), 'data': {'source': 'synthetic_classification', 'features': 8}})\n"
+        "print(a.total_params, g.nodes['gate'].params['file'], 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    params, file, torch_loaded = done.stdout.split()
+    assert file == str(user) and torch_loaded == "False" and int(params) > 0
+    assert not marker.exists()  # the user's file was not imported
+    build_it = f"from engine.graph.build import build\nfrom engine.graph.model import Graph\nbuild(Graph.load({str(graph_path)!r}))"
+    done = subprocess.run([sys.executable, "-c", build_it], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert marker.exists()  # building the model (a run, an export) is what imports it
+
+
+def test_an_exported_gpt_imports_back_as_transformer_blocks_in_a_repeat(tmp_path):
+    g = Graph.load(TEMPLATES / "gpt.json")
+    torch.manual_seed(0)
+    original = build(g).eval()
+    code, _ = export(g, "pytorch", tmp_path / "gpt_model.py", original.state_dict())
+    report = run(f"{code}:Model", tmp_path / "gpt_back.json", {}, (64,), "long")
+    assert report["opaque"] == [] and report["mapped"]["TransformerBlock"] == 4
+    assert report["repeats"] == [{"node": "blocks", "copies": 4}]
+    back = Graph.load(tmp_path / "gpt_back.json")
+    assert back.tie == {"lm_head.weight": "embed.weight"}  # the shared tensor is found again
+    assert report["params_before"] == report["params_after"] == 834_304 and report["max_abs_diff"] <= 1e-5
+
+
+@pytest.mark.parametrize(
+    ("source", "kwargs", "shape", "message"),
+    [
+        ("no_such_package_xyz:make", {}, (4,), "cannot import no_such_package_xyz"),
+        (f"{ZOO}:nothing", {}, (4,), "has no 'nothing'"),
+        ("missing_file.py:make", {}, (4,), "missing_file.py: no such Python file"),
+        (f"{ZOO}:conv3x3", {"cin": 1, "cout": 2}, None, "needs --input"),
+        (f"{ZOO}:seeded", {"name": "nope"}, (4,), "failed: KeyError"),
+        (f"{ZOO}:seeded", {"name": "gated"}, (5,), "does not run on an input of 2×5 float"),
+        ("math:floor", {}, (4,), "math:floor() failed: TypeError"),
+        ("builtins:dict", {}, (4,), "returned a dict, not a torch.nn.Module"),
+    ],
+)
+def test_bad_sources_get_one_line(tmp_path, source, kwargs, shape, message):
+    with pytest.raises(ModelImportError, match=re.escape(message)) as err:
+        run(source, tmp_path / "g.json", kwargs, shape)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "g.json").exists()
