@@ -70,3 +70,40 @@ def test_a_failed_import_says_why_in_one_line(qtbot, window, tmp_path):
     assert "Not imported" in dialog.status.text() and not dialog.open_button.isEnabled()
     dialog.kwargs.setText("[1, 2]")
     assert dialog.argv() is None and "JSON object" in dialog.status.text()
+
+
+def test_the_run_form_freezes_nodes_with_checkboxes_and_counts_them(runs_area, qtbot, file_dialog):
+    area, form = runs_area, runs_area.form
+    templates = ROOT / "resources" / "templates"
+    file_dialog.next_path = str(templates / "gpt.json")
+    qtbot.mouseClick(form.model_radios["file"], Qt.MouseButton.LeftButton)
+    freeze = form.freeze_list
+    assert "train.freeze" not in form.rows  # no JSON editor: the node list stands for it
+    assert list(freeze.boxes) == ["embed", "pos", "blocks", "ln_f"]  # lm_head's only weight is embed's
+    assert "frozen 0 parameters" in freeze.counts.text()
+
+    qtbot.mouseClick(freeze.boxes["embed"], Qt.MouseButton.LeftButton)
+    assert area.model.doc["train"]["freeze"] == ["embed"]
+    qtbot.mouseClick(freeze.boxes["blocks"], Qt.MouseButton.LeftButton)
+    assert area.model.doc["train"]["freeze"] == ["embed", "blocks"]
+    spin = freeze.copies["blocks"]
+    spin.setFocus()
+    qtbot.keyClick(spin, Qt.Key.Key_Down)  # the first 3 of the 4 copies
+    assert area.model.doc["train"]["freeze"] == ["embed", "blocks[:3]"]
+    assert not any(p.startswith("train.freeze") for p in area.model.all_problems())
+    from engine import freeze as engine_freeze
+    from engine.graph import Graph, analyze
+
+    trainable, frozen = engine_freeze.counts(
+        analyze(Graph.load(templates / "gpt.json")), ["embed", "blocks[:3]"]
+    )
+    assert freeze.counts.text() == f"Trainable {fmt_count(trainable)} · frozen {fmt_count(frozen)} parameters"
+    qtbot.mouseClick(freeze.boxes["embed"], Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(freeze.boxes["blocks"], Qt.MouseButton.LeftButton)
+    assert "freeze" not in area.model.doc.get("train", {})  # nothing frozen: the field is left out
+
+
+def fmt_count(n: int) -> str:
+    from engine import format as fmt
+
+    return fmt.count(n)
