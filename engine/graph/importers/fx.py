@@ -2,8 +2,8 @@
 
 The model is built by its own factory (a function or class in a Python file or an installed
 package, with keyword arguments), traced with a tracer that stops at every module that maps
-to a registry op, run once on a random input to measure every value, and translated node by
-node: a module or call that maps becomes that op with its parameters and weights; shape
+to a registry op, measured once with fake tensors (every value's shape, without computing
+anything), and translated node by node: a module or call that maps becomes that op with its parameters and weights; shape
 arithmetic (`x.size(0)`, `view(b, -1)`) folds into the shapes it computed.
 
 What maps to no op becomes an opaque `Module` node for the innermost module around it that
@@ -78,7 +78,7 @@ def import_pytorch(source: str, kwargs: dict, input_shape, dtype: str = "float")
     for _ in range(MAX_ATTEMPTS):
         try:
             traced = fx.GraphModule(model, _Tracer(model, opaque).trace(model))
-            measured = _Measurer(traced, set(opaque)).measure(example)
+            measured = _measure(traced, set(opaque), example)
             translator = _Translator(traced, measured, refs, opaque, type(model).__name__)
             graph, state, scopes, made_opaque = translator.translate()
         except _NeedsOpaque as need:
@@ -169,7 +169,7 @@ class CtorRecorder:
         return self
 
     def __exit__(self, *exc) -> None:
-        sys.setprofile(self._previous)
+        sys.setprofile(self._previous if callable(self._previous) else None)
 
     def _profile(self, frame, event, arg) -> None:
         if event != "call" or frame.f_code.co_name != "__init__":
@@ -338,6 +338,19 @@ class _Measurer(fx.Interpreter):
             out = super().run_node(n)
         self.values[n] = _Meta(out) if isinstance(out, torch.Tensor) else out
         return out
+
+
+def _measure(traced: fx.GraphModule, opaque: set[str], example: tuple) -> _Measurer:
+    """Every value's shape, measured with fake tensors (shapes and FLOPs without computing
+    anything: a GPT-2's forward costs seconds); with real ones where fake tensors cannot follow
+    the code (data-dependent shapes)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+            return _Measurer(traced, opaque).measure(tuple(mode.from_tensor(x) for x in example))
+    except Exception:  # noqa: BLE001 - whatever fake tensors cannot do, real ones can
+        return _Measurer(traced, opaque).measure(example)
 
 
 class _Meta:

@@ -50,9 +50,14 @@ def check(imported: Imported) -> tuple[int, float]:
         raise ModelImportError(
             "the imported graph is invalid: " + "; ".join(f"{n}: {m}" for n, m in analysis.problems[:3])
         )
-    with torch.random.fork_rng():
+    state = weights.with_ties(dict(imported.state), imported.graph.tie)
+    with torch.device("meta"):  # no random initialisation of weights about to be replaced
         model = build(imported.graph)
-    model.load_state_dict(weights.with_ties(dict(imported.state), imported.graph.tie))
+    model.load_state_dict(state, assign=True)
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):  # a buffer no state holds
+        with torch.random.fork_rng():
+            model = build(imported.graph)
+        model.load_state_dict(state)
     model.eval()
     with torch.no_grad():
         out = model(*imported.example)
