@@ -143,3 +143,32 @@ def seeded(name="resnet18", seed=0, **kwargs):
     """A model built after seeding torch, so a test can build the very same weights again."""
     torch.manual_seed(seed)
     return {"resnet18": resnet18, "resnet50": resnet50, "gated": GatedMLP}[name](**kwargs)
+
+
+class ShapeBranch(nn.Module):
+    """Python control flow on a tensor's shape in the model's own forward: torch.fx cannot trace
+    it (a traced value in an `if`), torch.export specialises it."""
+
+    def __init__(self, classes=4):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8 * 4 * 4, classes)
+
+    def forward(self, x):
+        if x.dim() == 3:  # a single image without its batch
+            x = x.unsqueeze(0)
+        x = nn.functional.max_pool2d(torch.relu(self.bn(self.conv(x))), 2)
+        return self.fc(x.flatten(1))
+
+
+class ScaledOutput(nn.Module):
+    """A Python-side op (a scale by a constant) in the model's own forward: nothing smaller than
+    the whole model can be kept as it is."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(x) * 0.5

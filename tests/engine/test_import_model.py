@@ -222,3 +222,47 @@ def test_bad_sources_get_one_line(tmp_path, source, kwargs, shape, message):
         run(source, tmp_path / "g.json", kwargs, shape)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "g.json").exists()
+
+
+def test_control_flow_torch_fx_cannot_trace_is_captured_with_torch_export(tmp_path):
+    report = run(f"{ZOO}:ShapeBranch", tmp_path / "branch.json", {}, (3, 8, 8))
+    assert report["method"] == "torch.export" and report["opaque"] == []
+    assert report["mapped"] == {
+        "BatchNorm2d": 1,
+        "Conv2d": 1,
+        "Flatten": 1,
+        "Linear": 1,
+        "MaxPool2d": 1,
+        "ReLU": 1,
+    }
+    assert report["params_before"] == report["params_after"] and report["max_abs_diff"] <= 1e-6
+    assert "torch.fx cannot trace its forward" in report["warnings"][0]
+    model, _ = _built(tmp_path / "branch.json")
+    assert [n for n, _ in model.named_children()] == ["conv", "bn", "relu", "max_pool2d", "flatten", "fc"]
+
+
+def test_torch_export_maps_resnet18_op_for_op():
+    from engine.graph.importers.aten import import_exported
+    from engine.graph.importers.report import check
+
+    original = seeded("resnet18", seed=2).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        want = original(x)
+    imported = import_exported(original, (x,), "resnet18", 11_689_512, want)
+    params, diff = check(imported)
+    assert params == 11_689_512 and diff <= 1e-5
+    ops = [n.op for n in imported.graph.nodes.values()]
+    assert ops.count("Conv2d") == 20 and ops.count("BatchNorm2d") == 20 and ops.count("Add") == 8
+
+
+def test_a_python_side_op_in_the_model_itself_keeps_the_whole_model_as_one_node(tmp_path):
+    report = run(f"{ZOO}:ScaledOutput", tmp_path / "scaled.json", {}, (4,))
+    (opaque,) = report["opaque"]
+    assert opaque["node"] == "model" and opaque["target"] == "models_for_import:ScaledOutput"
+    assert "mul maps to no registry op" in opaque["why"] and "torch.export captured ATen ops" in opaque["why"]
+    model, _ = _built(tmp_path / "scaled.json")
+    x = torch.randn(3, 4)
+    with torch.no_grad():
+        want = 0.5 * (x @ model.model.fc.weight.T + model.model.fc.bias)
+        assert torch.allclose(model(x), want)

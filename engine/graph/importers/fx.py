@@ -10,8 +10,10 @@ What maps to no op becomes an opaque `Module` node for the innermost module arou
 can be referenced — its class by import path, its constructor arguments as they were passed
 (recorded while the factory ran), never pickled — with its weights, shapes and FLOPs as
 measured here. A forward that fx cannot trace (Python control flow on tensors) makes its
-module opaque the same way. When nothing smaller can be referenced, the whole model becomes
-one opaque node: still trainable and exportable, just not editable inside.
+module opaque the same way. When the problem is in the model's own forward, nothing smaller
+can be kept: torch.export captures the whole model instead (`aten`), and when even that maps
+to no ops the whole model becomes one opaque node — still trainable and exportable, just not
+editable inside.
 """
 
 from __future__ import annotations
@@ -83,8 +85,10 @@ def import_pytorch(source: str, kwargs: dict, input_shape, dtype: str = "float")
             graph, state, scopes, made_opaque = translator.translate()
         except _NeedsOpaque as need:
             path = refs.innermost(model, need.paths)
-            if path is None:
-                return _whole(model, source, kwargs, file, example, expected, params_before, need.why)
+            if path is None:  # nothing smaller to keep as it is: torch.export, else the whole model
+                return _exported_or_whole(
+                    model, source, kwargs, file, example, expected, params_before, need.why
+                )
             if path in opaque:
                 raise ModelImportError(f"{path}: {need.why}") from None
             opaque[path] = need.why
@@ -807,6 +811,17 @@ def _kind(value) -> str:
 
 def _name(target) -> str:
     return target if isinstance(target, str) else getattr(target, "__name__", str(target))
+
+
+def _exported_or_whole(model, source, kwargs, file, example, expected, params_before, why) -> Imported:
+    from engine.graph.importers.aten import Unmapped, import_exported
+
+    try:
+        imported = import_exported(model, example, source, params_before, expected)
+    except Unmapped as err:
+        return _whole(model, source, kwargs, file, example, expected, params_before, f"{why}; {err}")
+    imported.warnings.append(f"torch.fx could not map the model ({why}): it was captured with torch.export")
+    return imported
 
 
 def _whole(model, source, kwargs, file, example, expected, params_before, why) -> Imported:
