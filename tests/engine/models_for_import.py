@@ -172,3 +172,18 @@ class ScaledOutput(nn.Module):
 
     def forward(self, x):
         return self.fc(x) * 0.5
+
+
+class AttentionClassifier(nn.Module):
+    """A sequence model on torch.nn's own attention (self-attention, batch first)."""
+
+    def __init__(self, dim=16, heads=4, classes=3):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.head = nn.Linear(dim * 6, classes)
+
+    def forward(self, x):
+        h = self.norm(x)
+        y, _ = self.attn(h, h, h, need_weights=False)
+        return self.head(torch.flatten(x + y, 1))

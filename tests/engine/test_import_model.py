@@ -266,3 +266,13 @@ def test_a_python_side_op_in_the_model_itself_keeps_the_whole_model_as_one_node(
     with torch.no_grad():
         want = 0.5 * (x @ model.model.fc.weight.T + model.model.fc.bias)
         assert torch.allclose(model(x), want)
+
+
+def test_torch_nn_self_attention_maps_to_the_registry_op(tmp_path):
+    report = run(f"{ZOO}:AttentionClassifier", tmp_path / "attn.json", {}, (6, 16))
+    assert report["opaque"] == [] and report["mapped"]["MultiheadSelfAttention"] == 1
+    assert report["params_before"] == report["params_after"] and report["max_abs_diff"] <= 1e-5
+    (node,) = [
+        n for n in Graph.load(tmp_path / "attn.json").nodes.values() if n.op == "MultiheadSelfAttention"
+    ]
+    assert node.params == {"n_heads": 4, "causal": False, "dropout": 0.0}

@@ -592,6 +592,8 @@ class _Translator:
         if n.target in self.opaque_why:
             self._opaque(n, m, self.opaque_why[n.target])
             return
+        if isinstance(m, nn.MultiheadAttention) and self._self_attention(n, m):
+            return
         mapped = module_op(m)
         if mapped is None:
             why = f"{type(m).__name__} maps to no registry op"
@@ -614,8 +616,40 @@ class _Translator:
         for k, v in m.state_dict().items():
             self.state[f"{nid}.{k}"] = v
 
+    def _self_attention(self, n: fx.Node, m: nn.MultiheadAttention) -> bool:
+        """nn.MultiheadAttention called on one sequence as query, key and value, without masks:
+        the registry's MultiheadSelfAttention (the same fused projections, in the same order)."""
+        names = ("query", "key", "value")
+        qkv = [n.args[i] if i < len(n.args) else n.kwargs.get(k) for i, k in enumerate(names)]
+        rest = {k: v for k, v in n.kwargs.items() if k not in names}
+        plain = rest.pop("need_weights", True) in (True, False) and all(
+            v in (None, False) for v in rest.values()
+        )
+        fused = (
+            m._qkv_same_embed_dim and m.in_proj_bias is not None and m.bias_k is None and not m.add_zero_attn
+        )
+        if not (m.batch_first and fused and plain and len(n.args) <= 3 and qkv[0] is qkv[1] is qkv[2]):
+            return False
+        if self.value.get(qkv[0], ("",))[0] != "node":
+            return False
+        params = {"n_heads": m.num_heads, "causal": False, "dropout": m.dropout}
+        if self._param_problem("MultiheadSelfAttention", params):
+            return False
+        nid = self._add(n, "MultiheadSelfAttention", params, [qkv[0]])
+        self.value[n] = ("tuple", nid)  # (output, weights): its first item is the node's output
+        for ours, theirs in (("qkv", "in_proj_"), ("proj", "out_proj.")):
+            self.state[f"{nid}.{ours}.weight"] = m.state_dict()[f"{theirs}weight"]
+            self.state[f"{nid}.{ours}.bias"] = m.state_dict()[f"{theirs}bias"]
+        return True
+
     def _call(self, n: fx.Node) -> None:
         target = n.target
+        if target is operator.getitem and self.value.get(n.args[0], ("",))[0] == "tuple":
+            if n.args[1] == 0:
+                self.value[n] = ("node", self.value[n.args[0]][1])
+            elif n.users:  # an unused one is left by `y, _ = attn(...)`
+                self._cannot(n, "it uses the attention weights, which no registry op returns")
+            return
         measured = self.m.values.get(n)
         if not isinstance(measured, _Meta):
             if target in _SIZE and all(self._foldable(a) for a in _flat(n.args, n.kwargs)):
