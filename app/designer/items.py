@@ -49,6 +49,11 @@ def _font(size: float, bold: bool = False, mono: bool = False) -> QFont:
     return font
 
 
+def target_name(target) -> str:
+    """`models:Gate` → Gate: the class an imported module's box is titled by."""
+    return str(target or "").rpartition(":")[2] or "?"
+
+
 class PortItem(QGraphicsItem):
     """An input port (left edge, one per input position) or the output port (right edge)."""
 
@@ -123,11 +128,14 @@ class NodeItem(QGraphicsItem):
         self.params_text = display.key_params(self.op, params)
         inside = params.get("inside") if any(f.name == "inside" for f in self.op.params) else None
         lines = inside.splitlines() if isinstance(inside, str) else []
+        file, target = params.get("file"), str(params.get("target") or "")
+        if lines:  # what it is and where it comes from, instead of its measured params
+            where = file.replace("\\", "/").rsplit("/", 1)[-1] if isinstance(file, str) else ""
+            self.params_text = f"{target_name(target)} · {where}" if where else target_name(target)
         if lines != self.inside:
             self.prepareGeometryChange()
             self.inside = lines
-            file, target = params.get("file"), params.get("target")
-            self.reference = f"{target} from {file}" if file else str(target or "")
+            self.reference = f"{target} from {file}" if file else target
             self._place_ports()
             self._update_tooltip()
         self.update()
@@ -137,11 +145,13 @@ class NodeItem(QGraphicsItem):
         return shown * INSIDE_H + 10 if shown else 0.0
 
     def _place_ports(self) -> None:
+        """Ports beside the card's own lines; an imported module's listing hangs below them."""
         n = len(self.inputs)
-        self.height = max(NODE_H, (n + 1) * 16.0) + self._inside_h()
+        card = max(NODE_H, (n + 1) * 16.0)
+        self.height = card + self._inside_h()
         for i, port in enumerate(self.inputs):
-            port.setPos(0, self.height * (i + 1) / (n + 1))
-        self.output.setPos(NODE_W, self.height / 2)
+            port.setPos(0, card * (i + 1) / (n + 1))
+        self.output.setPos(NODE_W, card / 2)
 
     def set_info(self, out_text: str, n_params: int | None, errors: list[str]) -> bool:
         """Returns whether anything changed (the scene relabels edges only then)."""

@@ -38,7 +38,9 @@ def run(ctx: TaskContext) -> dict:
     check_model_fits(analysis, data)
     model = GraphModule(analysis)
     weights.init(model, spec["model"], ctx.log)  # model.init_from: a past run's or an import's weights
-    return fit(ctx, model, data, analysis)
+    # its checkpoints start from themselves: the graph they carry names no first weights
+    graph = {k: v for k, v in spec["model"].items() if k not in ("init_from", "strict")}
+    return fit(ctx, model, data, analysis, graph=graph)
 
 
 def fit(

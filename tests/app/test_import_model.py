@@ -107,3 +107,12 @@ def fmt_count(n: int) -> str:
     from engine import format as fmt
 
     return fmt.count(n)
+
+
+def test_the_designer_counts_a_tied_weight_once(qtbot, window):
+    gpt = [a for a in window.files.templates_menu.actions() if a.text() == "GPT language model"][0]
+    gpt.trigger()
+    window.doc.wait_for_analysis()
+    assert window.doc.graph.tie == {"lm_head.weight": "embed.weight"}
+    assert window.doc.analysis.total_params == 834_304  # the head's weight is the embedding's
+    assert window.doc.analysis.nodes["lm_head"].n_params == 0
