@@ -72,10 +72,15 @@ def make_module(info: NodeInfo) -> nn.Module:
 
 def tie_parameters(model: nn.Module, tie: dict[str, str]) -> None:
     """Make each tied parameter the very tensor of its source (one Parameter, registered under
-    both names): one gradient, one optimizer state, one copy in memory."""
+    both names): one gradient, one optimizer state, one copy in memory. The pair starts from
+    the tied parameter's initialisation (an LM head's, scaled to its inputs): an embedding's
+    N(0, 1) would make the head's logits √width times too large."""
     for target, source in tie.items():
         owner, _, name = target.rpartition(".")
-        setattr(model.get_submodule(owner), name, model.get_parameter(source))
+        shared = model.get_parameter(source)
+        with torch.no_grad():
+            shared.copy_(model.get_parameter(target))
+        setattr(model.get_submodule(owner), name, shared)
 
 
 def build(graph: Graph, input_type: TensorType | None = None) -> GraphModule:
