@@ -215,6 +215,7 @@ def test_an_exported_gpt_imports_back_as_transformer_blocks_in_a_repeat(tmp_path
         (f"{ZOO}:seeded", {"name": "gated"}, (5,), "does not run on an input of 2×5 float"),
         ("math:floor", {}, (4,), "math:floor() failed: TypeError"),
         ("builtins:dict", {}, (4,), "returned a dict, not a torch.nn.Module"),
+        (f"{ZOO}:conv3x3", {"cin": 1, "cout": 2}, (10**6, 10**6), "is 1,000,000,000,000 values, more than"),
     ],
 )
 def test_bad_sources_get_one_line(tmp_path, source, kwargs, shape, message):

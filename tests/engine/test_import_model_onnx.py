@@ -3,6 +3,8 @@ the same ops whose outputs equal the original module's; ops that map to none are
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -90,3 +92,57 @@ def test_onnx_ops_that_map_to_none_are_refused_by_name(tmp_path):
     with pytest.raises(ModelImportError, match="junk.onnx: not a readable ONNX model"):
         run(str(tmp_path / "junk.onnx"), tmp_path / "junk.json")
     assert not (tmp_path / "odd.json").exists() and not (tmp_path / "junk.json").exists()
+
+
+def _hostile_onnx(case: str):
+    """Small ONNX files that lie: about their data's place, their shapes, their graph."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])]
+    y = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])]
+    nodes, inits = [helper.make_node("Gemm", ["x", "w"], ["y"], transB=1)], []
+    if case == "escaping external data":
+        w = numpy_helper.from_array(np.ones((3, 4), np.float32), "w")
+        w.ClearField("raw_data")
+        w.data_location = TensorProto.EXTERNAL
+        for key, value in {"location": "../../../etc/passwd", "offset": "0", "length": "48"}.items():
+            entry = w.external_data.add()
+            entry.key, entry.value = key, value
+        inits = [w]
+    elif case == "weight of the wrong shape":
+        inits = [numpy_helper.from_array(np.ones((3, 5), np.float32), "w")]
+    elif case == "a sample of 10¹² values":
+        x = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 10**12])]
+        nodes = [helper.make_node("Relu", ["x"], ["y"])]
+    elif case == "a cycle":
+        nodes = [helper.make_node("Add", ["x", "b"], ["a"]), helper.make_node("Relu", ["a"], ["b"])]
+        nodes.append(helper.make_node("Relu", ["a"], ["y"]))
+    elif case == "an input of unknown width":
+        x = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "n"])]
+        nodes = [helper.make_node("Relu", ["x"], ["y"])]
+    return helper.make_model(helper.make_graph(nodes, "g", x, y, inits))
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("escaping external data", "points outside the directory"),
+        ("weight of the wrong shape", "onnxruntime cannot run the model"),
+        ("a sample of 10¹² values", "input x: one sample of 1000000000000 is 1,000,000,000,000 values"),
+        ("a cycle", "the graph is not acyclic"),
+        ("an input of unknown width", "input x needs a fixed shape after its batch dimension"),
+        ("truncated", "not a readable ONNX model"),
+    ],
+)
+def test_hostile_onnx_files_get_one_line_naming_the_file(tmp_path, case, message):
+    path = tmp_path / "hostile.onnx"
+    if case == "truncated":
+        onnx.save(_hostile_onnx("weight of the wrong shape"), str(path))
+        path.write_bytes(path.read_bytes()[:30])
+    else:
+        onnx.save(_hostile_onnx(case), str(path))
+    with pytest.raises(ModelImportError, match=re.escape(message)) as err:
+        run(str(path), tmp_path / "hostile.json")
+    assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+    assert not (tmp_path / "hostile.json").exists()

@@ -35,7 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from engine.fields import check_fields
 from engine.graph import layers
-from engine.graph.importers.report import Imported, ModelImportError
+from engine.graph.importers.report import Imported, ModelImportError, check_sample
 from engine.graph.model import TORCH_MODULE_NAMES, Graph, id_problem
 from engine.graph.ops import OPS
 
@@ -50,6 +50,7 @@ def import_pytorch(source: str, kwargs: dict, input_shape, dtype: str = "float")
         raise ModelImportError(
             "a PyTorch model needs --input: one sample's shape without the batch, e.g. 3,224,224"
         )
+    check_sample(input_shape, "--input")
     with CtorRecorder() as recorder:
         try:
             model = factory(**kwargs)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.graph.importers.report import Imported, ModelImportError
+from engine.graph.importers.report import Imported, ModelImportError, check_sample
 from engine.graph.layers import MultiheadSelfAttention, TransformerBlock
 from engine.graph.model import Graph, id_problem
 
@@ -56,8 +56,8 @@ def import_onnx(path: Path) -> Imported:
             f"{path}: these ONNX ops map to no registry op: {listed} (an opaque ONNX node would need "
             "onnx2torch, which needs torchvision: it does not load beside this torch)"
         )
-    example = tuple(_example(i) for i in inputs)
-    values = _reference(model, {i.name: x.numpy() for i, x in zip(inputs, example, strict=True)})
+    example = tuple(_example(i, path) for i in inputs)
+    values = _reference(model, {i.name: x.numpy() for i, x in zip(inputs, example, strict=True)}, path)
     translator = _Translator(g, inits, values, path.stem)
     for i in inputs:
         translator.input(i)
@@ -87,21 +87,24 @@ def _weights_used(g, inits: dict) -> int:
     return total
 
 
-def _example(value_info) -> torch.Tensor:
+def _example(value_info, path: Path) -> torch.Tensor:
     t = value_info.type.tensor_type
     dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
-    if not dims or any(d is None for d in dims[1:]):
-        raise ModelImportError(f"input {value_info.name} needs a fixed shape after its batch dimension")
+    if not dims or any(d is None or d < 1 for d in dims[1:]):
+        raise ModelImportError(
+            f"{path}: input {value_info.name} needs a fixed shape after its batch dimension"
+        )
+    check_sample(dims[1:], f"{path}: input {value_info.name}")
     gen = torch.Generator().manual_seed(0)
     shape = (BATCH, *dims[1:])
     if t.elem_type == _INT64:
         return torch.randint(0, 2, shape, generator=gen)
     if t.elem_type != _FLOAT:
-        raise ModelImportError(f"input {value_info.name} is not float32 or int64")
+        raise ModelImportError(f"{path}: input {value_info.name} is not float32 or int64")
     return torch.randn(shape, generator=gen)
 
 
-def _reference(model, feeds: dict) -> dict[str, np.ndarray]:
+def _reference(model, feeds: dict, path: Path) -> dict[str, np.ndarray]:
     """Every value of the model on `feeds`, computed by onnxruntime (the file's own semantics)."""
     try:
         import onnxruntime as ort
@@ -123,7 +126,7 @@ def _reference(model, feeds: dict) -> dict[str, np.ndarray]:
         return dict(zip(names, session.run(names, feeds), strict=True))
     except Exception as err:  # noqa: BLE001 - onnxruntime raises its own types
         raise ModelImportError(
-            f"onnxruntime cannot run the model: {str(err).splitlines()[0][:300]}"
+            f"{path}: onnxruntime cannot run the model: {str(err).splitlines()[0][:300]}"
         ) from None
 
 

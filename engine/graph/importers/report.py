@@ -28,6 +28,23 @@ class ModelImportError(TrainbenchError):
     """A model that cannot be imported: the source, its arguments, or what it contains."""
 
 
+# Values in one sample of the measuring input: a file or an --input that declares a 10¹²-value
+# sample gets a line instead of an allocation that fails (or swaps) halfway through.
+MAX_SAMPLE = 2**27
+
+
+def check_sample(shape, what: str) -> None:
+    """Refuse a measuring sample too large to allocate (shape without the batch)."""
+    size = 1
+    for d in shape:
+        size *= d
+    if size > MAX_SAMPLE:
+        raise ModelImportError(
+            f"{what}: one sample of {'×'.join(map(str, shape))} is {size:,} values, more than the "
+            f"{MAX_SAMPLE:,} an import measures with"
+        )
+
+
 @dataclass
 class Imported:
     graph: Graph
