@@ -141,6 +141,24 @@ class Repeat(nn.Module):
         return x
 
 
+class HuggingFace(nn.Module):
+    """A Hugging Face `transformers` model built from its config's keyword arguments, giving
+    the tensor it is trained on — its first output (the logits, or the last hidden state) —
+    instead of the output record a graph cannot hold. `target` is the model class
+    ("transformers.models.gpt2.modeling_gpt2:GPT2Model"); importing it runs that package."""
+
+    def __init__(self, target: str, config: dict):
+        super().__init__()
+        module, _, name = target.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        self.model = cls(cls.config_class(**config))
+        self.reference = {"target": target, "config": config}
+
+    def forward(self, x):
+        out = self.model(x, return_dict=False)
+        return out[0] if isinstance(out, tuple) else out
+
+
 def imported_module(target, file=None, kwargs=None):
     """The module an imported node stands for: `target` ("package.module:Name") called with
     `kwargs`. With `file`, the module is that Python file (loaded once per process under a

@@ -277,3 +277,39 @@ def test_torch_nn_self_attention_maps_to_the_registry_op(tmp_path):
         n for n in Graph.load(tmp_path / "attn.json").nodes.values() if n.op == "MultiheadSelfAttention"
     ]
     assert node.params == {"n_heads": 4, "causal": False, "dropout": 0.0}
+
+
+def test_a_transformers_model_from_its_config_trains_and_exports_as_one_opaque_node(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    config = {"n_layer": 2, "n_embd": 32, "n_head": 4, "vocab_size": 64, "n_positions": 16}
+    config |= {"bos_token_id": 0, "eos_token_id": 0}
+    graph_path = tmp_path / "gpt2.json"
+    report = run("transformers:GPT2LMHeadModel", graph_path, config, (12,), "long")
+    (opaque,) = report["opaque"]
+    assert opaque["target"] == "engine.graph.layers:HuggingFace"
+    assert report["params_before"] == report["params_after"] and report["max_abs_diff"] == 0
+    node = Graph.load(graph_path).nodes["model"]
+    assert node.params["kwargs"]["config"] == config and node.params["output"]["shape"] == [12, 64]
+
+    model, _ = _built(graph_path)
+    reference = transformers.GPT2LMHeadModel(transformers.GPT2Config(**config)).eval()
+    start = weights.load(graph_path.with_suffix(".safetensors"))
+    reference.load_state_dict({k.removeprefix("model.model."): v for k, v in start.items()})
+    ids = torch.randint(0, 64, (3, 12))
+    with torch.no_grad():
+        assert torch.allclose(model(ids), reference(ids).logits, atol=1e-6)
+
+    model.train()
+    optim = torch.optim.SGD(model.parameters(), lr=0.1)
+    torch.nn.functional.cross_entropy(model(ids).flatten(0, 1), ids.flatten()).backward()
+    optim.step()
+    trained = model.state_dict()
+    assert not torch.equal(trained["model.model.lm_head.weight"], start["model.model.lm_head.weight"])
+    code, pt = export(Graph.load(graph_path), "pytorch", tmp_path / "gpt2_export.py", trained)
+    spec_ = importlib.util.spec_from_file_location("gpt2_export", code)
+    mod = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(mod)
+    exported = mod.Model().eval()
+    exported.load_state_dict(torch.load(pt, weights_only=True))
+    with torch.no_grad():
+        assert torch.equal(exported(ids), model.eval()(ids))

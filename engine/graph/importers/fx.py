@@ -142,10 +142,11 @@ def resolve_source(source: str):
 
 def _with_config(obj):
     """A Hugging Face model class (it has a `config_class`) is built from its config's
-    keyword arguments; anything else is called with them as they are."""
-    config_class = getattr(obj, "config_class", None)
-    if isinstance(obj, type) and config_class is not None:
-        return lambda **kw: obj(config_class(**kw))
+    keyword arguments and wrapped to give its first output (`layers.HuggingFace`); anything
+    else is called with them as they are."""
+    if isinstance(obj, type) and issubclass(obj, nn.Module) and hasattr(obj, "config_class"):
+        target = f"{obj.__module__}:{obj.__qualname__}"
+        return lambda **kw: layers.HuggingFace(target, kw)
     return obj
 
 
@@ -870,6 +871,8 @@ def _whole(model, source, kwargs, file, example, expected, params_before, why) -
     where, _, attr = source.rpartition(":") if ":" in source else source.rpartition(".")
     module = re.sub(r"\W", "_", Path(where).stem) if file else where
     target = f"{module if module[:1].isalpha() else 'm_' + module}:{attr}"
+    if isinstance(model, layers.HuggingFace):  # built from a config: the wrapper is the reference
+        target, kwargs = "engine.graph.layers:HuggingFace", model.reference
     graph = Graph(name=type(model).__name__)
     x = example[0]
     dtype = "long" if x.dtype == torch.int64 else "float"
