@@ -53,6 +53,11 @@ def test_import_model_from_the_file_menu_opens_the_graph(qtbot, window, tmp_path
     assert box.inside[0].startswith("SortGate(") and not box.errors
     assert "my_models.py" in box.toolTip() and "opening the graph runs nothing" in box.toolTip()
     assert box.height > window.designer.scene.nodes["inp"].height  # the listing is on the box
+    window.designer.scene.select_nodes(["gate"])
+    editors = window.designer.inspector.editors
+    measured = [name for name, e in editors.items() if getattr(e.widget, "isReadOnly", lambda: False)()]
+    assert measured == ["inputs", "output", "parameters", "flops", "inside"]  # shown, not edited
+    assert not editors["kwargs"].widget.isReadOnly()  # a reference stays editable
     assert not _loaded(user)  # neither the import nor opening ran the model's code in this process
 
 
