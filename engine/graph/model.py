@@ -32,7 +32,8 @@ _ID_RULE = "ids start with a letter, then letters, digits and _, at most 64 char
 # The public names of a torch.nn.Module (torch 2.13): a layer registered under one of them
 # would shadow the module's own member. tests/engine/test_graph.py checks the list against
 # the installed torch, so a new method is noticed; private names are excluded by the first
-# letter.
+# letter. `smart_apply` is what transformers adds to torch.nn.Module once it builds a model
+# (an imported Hugging Face model, or its tracking callback, in the same process).
 TORCH_MODULE_NAMES = frozenset(
     """T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda
     double dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter
@@ -42,7 +43,7 @@ TORCH_MODULE_NAMES = frozenset(
     register_full_backward_pre_hook register_load_state_dict_post_hook
     register_load_state_dict_pre_hook register_module register_parameter
     register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state
-    set_submodule share_memory state_dict to to_empty train training type xpu zero_grad""".split()
+    set_submodule share_memory smart_apply state_dict to to_empty train training type xpu zero_grad""".split()
 )
 _DOC_FIELDS = ("format", "version", "name", "nodes", "edges", "output", "tie", "init_from", "strict")
 # A tied parameter names its node and the parameter's path inside the node's module.
