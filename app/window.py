@@ -227,12 +227,12 @@ class MainWindow(QMainWindow):
         file_menu.addMenu(f.recent_menu)
         self.import_model_action = file_menu.addAction("&Import Model…", self.import_model)
         self.import_model_action.setToolTip("Bring a PyTorch model or an ONNX file into the designer")
+        self.import_menu = file_menu.addMenu("Import R&uns")  # from TensorBoard and MLflow
+        for text, source, ask in IMPORT_SOURCES:
+            self.import_menu.addAction(text, lambda s=source, a=ask: import_runs(self, s, a, self.db_path))
         file_menu.addSeparator()
         file_menu.addActions([f.save, f.save_as])
         file_menu.addMenu(f.export_menu)
-        self.import_menu = file_menu.addMenu("&Import runs")  # from TensorBoard and MLflow
-        for text, source, ask in IMPORT_SOURCES:
-            self.import_menu.addAction(text, lambda s=source, a=ask: import_runs(self, s, a, self.db_path))
         file_menu.addSeparator()
         self.quit_action = file_menu.addAction("&Quit", self.close)
         self.quit_action.setShortcuts(
