@@ -94,7 +94,7 @@ class DesignerArea(QMainWindow):
             "summary": self._dock("Model summary", self.summary, Qt.DockWidgetArea.BottomDockWidgetArea),
         }
         self.health = HealthOverlay(self.scene, self.view, self)  # a run's health on the nodes
-        self.docks["health"] = self._dock("Health", self.health.panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.docks["health"] = self._dock("Health", self.health.widget, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.docks["inspector"], self.docks["health"])
         self.docks["inspector"].raise_()
         self.docks["health"].visibilityChanged.connect(lambda on: on and self.health.showing())

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSlider,
     QVBoxLayout,
     QWidget,
@@ -322,6 +323,10 @@ class HealthOverlay(QObject):
         self.health: RunHealth | None = None
         self.marks: dict[str, HealthMark] = {}
         self.panel = HealthPanel()
+        # what the dock holds: the panel, scrolling, so the dock never sets the window's height
+        self.widget = QScrollArea(objectName="healthOverlayScroll", widgetResizable=True)
+        self.widget.setFrameShape(QFrame.Shape.NoFrame)
+        self.widget.setWidget(self.panel)
         self.card = HealthCard(view.viewport())
         self.card.hide()
         self.timer = QTimer(self, interval=FOLLOW_MS)

@@ -25,11 +25,18 @@ class RunDiagnostics:
         self.control_bar = ControlBar(live, self.feed, parent)
         self.health = HealthPanel(live, self.feed, parent)
         self.markers = EventMarkers()
+        self._read_ended = False  # a run that ended has had its events read once since
 
     def refresh(self, plots) -> None:
-        """On the monitor's tick: new events (about once a second), then every view."""
+        """On the monitor's tick: new events (about once a second while the run is live, once
+        after it ended), then every view."""
         self.feed.set_run(self.live.run_id)
-        self.feed.poll(force=not self.feed.events and not self.live.live)
+        if self.live.live:
+            self.feed.poll()
+            self._read_ended = False
+        elif not self._read_ended and self.feed.run_id is not None:
+            self.feed.poll(force=True)
+            self._read_ended = True
         self.control_bar.refresh()
         if self.health.isVisible():
             self.health.refresh()

@@ -93,35 +93,49 @@ def marker_text(event: dict) -> str:
 
 
 class EventMarkers:
-    """A dashed vertical line, labelled, at each change's step on every plot it is given."""
+    """A dashed vertical line at each step the run was changed, on every plot it is given,
+    labelled with what changed there (several changes at one step share a line)."""
 
     def __init__(self):
-        self._drawn: dict[int, set[int]] = {}  # id(plot) → event ids drawn on it
+        self._lines: dict[int, dict[int, pg.InfiniteLine]] = {}  # id(plot) → step → line
+        self._seen: dict[int, set[int]] = {}  # id(plot) → event ids drawn
 
     def sync(self, plots, events: list[dict]) -> None:
         changes = [e for e in events if e["kind"] == "control" and e["data"].get("command") != "ignored"]
         if not changes:
             return
+        by_step: dict[int, list[dict]] = {}
+        for e in changes:
+            by_step.setdefault(e["step"], []).append(e)
+        for plot in plots:
+            seen = self._seen.setdefault(id(plot), set())
+            if seen.issuperset(e["id"] for e in changes):
+                continue
+            lines = self._lines.setdefault(id(plot), {})
+            for step, at in by_step.items():
+                line = lines.get(step)
+                if line is None:
+                    line = lines[step] = self._line(step)
+                    plot.plot_item.addItem(line, ignoreBounds=True)
+                line.label.setFormat(" · ".join(marker_text(e) for e in at))
+                line.setToolTip("\n".join(f"step {step:,}: {describe(e['data'])}" for e in at))
+                seen.update(e["id"] for e in at)
+
+    @staticmethod
+    def _line(step: int) -> pg.InfiniteLine:
         pen = QPen(QColor(theme.current().accent))
         pen.setStyle(Qt.PenStyle.DashLine)
         pen.setCosmetic(True)
-        for plot in plots:
-            drawn = self._drawn.setdefault(id(plot), set())
-            for e in changes:
-                if e["id"] in drawn:
-                    continue
-                drawn.add(e["id"])
-                line = pg.InfiniteLine(
-                    pos=e["step"],
-                    angle=90,
-                    movable=False,
-                    pen=pen,
-                    label=marker_text(e),
-                    labelOpts={"position": 0.92, "color": theme.current().subtext, "rotateAxis": (1, 0)},
-                )
-                line.setToolTip(f"step {e['step']:,}: {describe(e['data'])}")
-                line.setProperty("run_event", e["id"])
-                plot.plot_item.addItem(line, ignoreBounds=True)
+        line = pg.InfiniteLine(
+            pos=step,
+            angle=90,
+            movable=False,
+            pen=pen,
+            label="",
+            labelOpts={"position": 0.92, "color": theme.current().subtext, "rotateAxis": (1, 0)},
+        )
+        line.setProperty("run_event_step", step)
+        return line
 
     def lines(self, plot) -> list[pg.InfiniteLine]:
-        return [i for i in plot.plot_item.items if isinstance(i, pg.InfiniteLine) and i.property("run_event")]
+        return list(self._lines.get(id(plot), {}).values())

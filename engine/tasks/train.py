@@ -18,7 +18,7 @@ from engine.errors import Diverged
 from engine.graph.build import GraphModule
 from engine.graph.model import Graph
 from engine.graph.shapes import Analysis, validate
-from engine.health import Health
+from engine.health_probe import Health
 from engine.optim import make_optimizer, make_scheduler
 from engine.preflight import check_model_fits
 from engine.seed import capture_rng, restore_rng, seed_everything
@@ -199,7 +199,7 @@ def fit(
         spent = time.time() - started - control.paused_s
         return (step - start_step) / spent if spent > 0 and step > start_step else None
 
-    window_t, window_step = time.perf_counter(), step
+    window_t, window_step, window_paused = time.perf_counter(), step, 0.0
     last_eval: dict[str, float] = {}
     stopping = False  # agreed by all ranks, so that they leave the loop at the same step
     model.train()
@@ -248,10 +248,14 @@ def fit(
             ctx.share_cpu()  # runs started or ended on this host since: take up the new share
             now = time.perf_counter()
             if now - window_t >= 1.0 or step == total_steps:
-                rate = (step - window_step) * plan.global_batch / (now - window_t)
+                rate = (
+                    (step - window_step)
+                    * plan.global_batch
+                    / (now - window_t - (control.paused_s - window_paused))
+                )
                 perf = {"perf/samples_per_s": rate} | ({"perf/tokens_per_s": rate * tokens} if tokens else {})
                 ctx.log_metrics(step, perf)
-                window_t, window_step = now, step
+                window_t, window_step, window_paused = now, step, control.paused_s
 
         # --- live changes (pause, LR, length, evaluate or checkpoint now), then evaluate and
         # checkpoint on their cadence

@@ -223,7 +223,8 @@ def test_control_buttons_change_the_running_run(runs_area, qtbot, store):
     qtbot.waitUntil(lambda: len(feed.of_kind("control")) == 4, timeout=RUN_MS)
     loss_plot = next(p for p in monitor.plots.values() if p.has_curve("train/loss"))
     lines = monitor.diagnostics.markers.lines(loss_plot)
-    assert sorted(line.value() for line in lines) == sorted(e["step"] for e in feed.of_kind("control"))
+    assert sorted(line.value() for line in lines) == sorted({e["step"] for e in feed.of_kind("control")})
+    assert "lr 0.01" in next(line for line in lines if line.value() == lr_event["step"]).label.format
     assert not bar.pause_button.isVisible() and bar.explain_button.isVisible()
 
 

@@ -21,6 +21,8 @@ HANG_S = 120  # a hang detector for busy machines, not a bound on anything measu
 
 
 def start(tmp_path, db_path, spec: dict, *args) -> subprocess.Popen:
+    """A real run process (without an event stream: nothing here would read it, and a full
+    pipe would hold the run)."""
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(spec))
     env = {**os.environ, "TRAINBENCH_DB": str(db_path), "OMP_NUM_THREADS": "1"}
