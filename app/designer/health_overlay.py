@@ -326,6 +326,7 @@ class HealthOverlay(QObject):
         # what the dock holds: the panel, scrolling, so the dock never sets the window's height
         self.widget = QScrollArea(objectName="healthOverlayScroll", widgetResizable=True)
         self.widget.setFrameShape(QFrame.Shape.NoFrame)
+        self.widget.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.widget.setWidget(self.panel)
         self.card = HealthCard(view.viewport())
         self.card.hide()
