@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import torch
 
+from engine.compiler import Compiler
 from engine.control import Control
 from engine.data import Dataset, load_dataset
 from engine.errors import Diverged
@@ -20,6 +21,7 @@ from engine.graph.model import Graph
 from engine.graph.shapes import Analysis, validate
 from engine.health_probe import Health
 from engine.optim import make_optimizer, make_scheduler
+from engine.perf import Utilization
 from engine.preflight import check_model_fits
 from engine.seed import capture_rng, restore_rng, seed_everything
 from engine.strategies import make_strategy
@@ -63,7 +65,7 @@ def fit(
     # --- where and how: device, precision, and how processes cooperate (single, DDP, FSDP)
     strategy = make_strategy(spec)
     device = strategy.device
-    model = strategy.setup(model)
+    model = strategy.setup(model, Compiler(train["compile"], ctx.log))
     x_train, y_train = (
         torch.as_tensor(data.x_train, device=device),
         torch.as_tensor(data.y_train, device=device),
@@ -199,6 +201,7 @@ def fit(
         spent = time.time() - started - control.paused_s
         return (step - start_step) / spent if spent > 0 and step > start_step else None
 
+    utilization = Utilization(ctx, analysis, device, strategy.world_size)  # MFU, GPU memory
     window_t, window_step, window_paused = time.perf_counter(), step, 0.0
     last_eval: dict[str, float] = {}
     stopping = False  # agreed by all ranks, so that they leave the loop at the same step
@@ -254,7 +257,7 @@ def fit(
                     / (now - window_t - (control.paused_s - window_paused))
                 )
                 perf = {"perf/samples_per_s": rate} | ({"perf/tokens_per_s": rate * tokens} if tokens else {})
-                ctx.log_metrics(step, perf)
+                ctx.log_metrics(step, perf | utilization.window(rate))
                 window_t, window_step, window_paused = now, step, control.paused_s
 
         # --- live changes (pause, LR, length, evaluate or checkpoint now), then evaluate and
