@@ -35,6 +35,8 @@ gradient before the loss: a step with an infinite gradient is taken before the n
 
 Only the process that records the run measures (rank 0); FSDP shards parameters across
 processes, so a node's norm is not known to one process, and health is off under FSDP.
+Under `train.compile` the activation statistics are missing (dynamo does not run forward
+hooks added after it traced the model; the run log says so once); the other series are kept.
 
 This module is torch-free (the GUI reads the names here); the measuring is
 `engine.health_probe.Health`, which the training loop calls.

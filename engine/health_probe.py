@@ -69,6 +69,7 @@ class Health:
         self._weights: torch.Tensor | None = None
         self._before: list[torch.Tensor] = []
         self._edges: dict[str, torch.Tensor] = {}
+        self._told_no_acts = False
         if self.every:
             ctx.log(f"health: measuring {len(self.nodes)} nodes every {self.every} steps")
 
@@ -123,6 +124,14 @@ class Health:
         if not self.due(step):
             return []
         parts, acts = [], [n for n in self.nodes if n in self._acts]
+        if self.modules and not acts and not self._told_no_acts:
+            # torch.compile does not run forward hooks added after compiling (dynamo skips
+            # guards on them), so a compiled model's nodes report no activations
+            self._told_no_acts = True
+            self.ctx.log(
+                "health: no activation statistics (forward hooks did not run; a compiled model runs "
+                "its nodes inside compiled code): gradient, weight and update series only"
+            )
         if self._grads is not None:
             with torch.no_grad():
                 delta = torch._foreach_sub([p.detach() for p in self._params], self._before)

@@ -109,6 +109,24 @@ def test_chosen_nodes_only_and_health_off(db_path, one_thread):
     assert not [k for k in RunStore(db_path).series_summaries(rid) if k.startswith("health/")]
 
 
+def test_a_compiled_model_keeps_its_gradient_series_and_says_why_activations_are_missing(
+    db_path, one_thread, monkeypatch
+):
+    # forward hooks added after torch.compile traced the model do not run inside compiled code
+    monkeypatch.setenv("TRAINBENCH_COMPILE_BACKEND", "eager")  # dynamo without a C++ compiler
+    health = {"histograms": False, "every": 2}
+    plain, _ = execute(db_path, tiny_spec(health=health))
+    rid, status = execute(db_path, tiny_spec(train={"compile": "default"}, health=health))
+    store = RunStore(db_path, readonly=True)
+    assert status == "completed", store.get_run(rid)["error"]
+    steps, values, _ = store.series(rid, key("fc1", "grad_norm"))
+    assert list(steps) == [2, 4]
+    assert values == pytest.approx(store.series(plain, key("fc1", "grad_norm"))[1], rel=1e-5)
+    assert not [k for k in store.series_summaries(rid) if k.startswith("health/act/")]
+    log = (store.artifacts_root / f"run-{rid}" / "run.log").read_text()
+    assert log.count("health: no activation statistics") == 1
+
+
 def test_unknown_health_node_is_named(db_path):
     from engine.errors import SpecError
 
