@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSlider,
     QVBoxLayout,
     QWidget,
@@ -269,6 +270,9 @@ class HealthPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent, objectName="healthOverlayPanel")
         self.run = QComboBox(objectName="healthRun")
+        # long run names elide instead of making the panel wider than its dock
+        self.run.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.run.setMinimumContentsLength(8)
         self.reload = QPushButton("Refresh", objectName="healthRunsRefresh")
         self.stat = QComboBox(objectName="healthOverlayStat")
         for stat, title in STATS.items():
@@ -279,6 +283,8 @@ class HealthPanel(QWidget):
         self.show_marks = QCheckBox("Show on the canvas", objectName="healthShow", checked=True)
         self.scale = QLabel(objectName="healthScale")
         self.scale.setFixedHeight(14)
+        # its pixmap is painted at the label's width: it follows the panel, never widens it
+        self.scale.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.scale_text = QLabel(objectName="subtle")
         self.note = QLabel(objectName="subtle", wordWrap=True)
         runs = QHBoxLayout()
