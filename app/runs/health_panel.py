@@ -142,10 +142,13 @@ class HealthPanel(QWidget):
         for k in self.plot.keys():
             if k not in wanted:
                 self.plot.remove_curve(k)
+        # colours by the node's place among those with this statistic (not among all nodes, where
+        # the ReLUs between two layers gave them the same colour), the same whatever the filter
+        having = [n for n in self.nodes if f"health/{n}/{stat}" in self.live.series]
         for k, node in wanted.items():
             buf = self.live.series.get(k)
             if buf is not None and not self.plot.has_curve(k):
-                color = PALETTE[self.nodes.index(node) % len(PALETTE)]
+                color = PALETTE[having.index(node) % len(PALETTE)]
                 self.plot.add_curve(k, node, color, buffer=buf, smooth=False)
         self.empty.setVisible(not self.plot.keys())
         self.plot.auto_range()
