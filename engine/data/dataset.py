@@ -1,5 +1,5 @@
-"""The data set as the engine holds it (`Dataset`: numpy arrays, split and scaled) and as the
-preflight describes it without loading (`DataInfo`), with the splitting and scaling every
+"""The data set held whole (`Dataset`: numpy arrays, split and scaled) and as the preflight
+describes any data set without loading it (`DataInfo`), with the splitting and scaling every
 loader shares."""
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine.errors import DataError
-
-VOCAB = 256  # byte-level text
 
 
 @dataclass
@@ -24,7 +22,7 @@ class DataInfo:
     output_size: int  # classes, regression targets or vocabulary
     train_samples: int
     val_samples: int
-    nbytes: int  # x and y of both splits, as the loader holds them
+    nbytes: int  # what the run holds in memory (on the device when held whole); 0 when streamed
     classes: list[str] = field(default_factory=list)
     description: str = ""
 
@@ -43,6 +41,7 @@ class Dataset:
     y_val: np.ndarray
     classes: list[str] = field(default_factory=list)  # class names, for classification
     description: str = ""
+    normalization: dict | None = None  # images: the per-channel mean and std applied
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -57,8 +56,6 @@ class Dataset:
         """Width the model's last axis must have: classes, regression targets or vocabulary."""
         if self.objective == "classification":
             return len(self.classes)
-        if self.objective == "language_model":
-            return VOCAB
         return self.y_train.shape[-1]
 
     @property
@@ -80,6 +77,11 @@ class Dataset:
             self.description,
         )
 
+    def saved(self) -> dict:
+        """What a checkpoint keeps besides the weights for using the model later (images: the
+        normalization applied to the inputs)."""
+        return {"normalization": self.normalization} if self.normalization else {}
+
     def summary(self) -> dict:
         return {
             "dataset": self.name,
@@ -88,11 +90,13 @@ class Dataset:
             "val_samples": len(self.x_val),
             "input_shape": list(self.input_shape),
             "output_size": self.output_size,
+            **({"normalization": self.normalization} if self.normalization else {}),
         }
 
 
-def as_info(data: Dataset | DataInfo) -> DataInfo:
-    return data.info() if isinstance(data, Dataset) else data
+def as_info(data) -> DataInfo:
+    """The DataInfo of any data set the loaders give (or of a DataInfo itself)."""
+    return data if isinstance(data, DataInfo) else data.info()
 
 
 def check_objective(source: str, found: str, asked: str) -> None:

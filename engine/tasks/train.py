@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from engine.data import Dataset, load_dataset
+from engine.data import as_info, load_dataset
 from engine.errors import Diverged
 from engine.graph.build import GraphModule
 from engine.graph.model import Graph
@@ -21,7 +21,7 @@ from engine.optim import make_optimizer, make_scheduler
 from engine.preflight import check_model_fits
 from engine.seed import capture_rng, restore_rng, seed_everything
 from engine.strategies import make_strategy
-from engine.tasks.batches import BatchPlan
+from engine.tasks.batches import make_batches
 from engine.tasks.context import TaskContext
 from engine.tasks.objectives import Objective
 
@@ -32,7 +32,7 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor
 def run(ctx: TaskContext) -> dict:
     spec = ctx.spec
     seed_everything(spec["train"]["seed"], spec["train"]["deterministic"])
-    data = load_dataset(spec["data"], spec["task"]["objective"])
+    data = load_dataset(spec["data"], spec["task"]["objective"], log=ctx.log)
     analysis = validate(Graph.from_dict(spec["model"]))
     check_model_fits(analysis, data)
     return fit(ctx, GraphModule(analysis), data, analysis)
@@ -41,7 +41,7 @@ def run(ctx: TaskContext) -> dict:
 def fit(
     ctx: TaskContext,
     model: torch.nn.Module,
-    data: Dataset,
+    data,
     analysis: Analysis,
     loss_fn: LossFn | None = None,
     graph: dict | None = None,
@@ -49,7 +49,7 @@ def fit(
 ) -> dict:
     """Train `model` as the spec says; returns the summary (steps, final validation metrics).
 
-    `graph` goes into every checkpoint (default: the spec's model): a pruned model or a student
+    `data` is any data set `load_dataset` gives. `graph` goes into every checkpoint (default: the spec's model): a pruned model or a student
     passes its own, so its checkpoints rebuild it. `aux` is a loss's own trainable part, not the
     model's (distillation's feature projection); see `AuxTrainer`.
     """
@@ -62,21 +62,10 @@ def fit(
     strategy = make_strategy(spec)
     device = strategy.device
     model = strategy.setup(model)
-    x_train, y_train = (
-        torch.as_tensor(data.x_train, device=device),
-        torch.as_tensor(data.y_train, device=device),
-    )
-    x_val, y_val = torch.as_tensor(data.x_val, device=device), torch.as_tensor(data.y_val, device=device)
 
-    # --- the batch plan fixes which samples every step sees, so resume and DDP are exact
-    plan = BatchPlan(
-        len(x_train),
-        train["batch_size"],
-        train["grad_accum"],
-        train["seed"],
-        strategy.world_size,
-        strategy.rank,
-    )
+    # --- the batches: every step's samples follow from (seed, step), so resume and DDP are exact
+    batches = make_batches(data, spec, strategy, ctx.log)
+    plan = batches.plan
     total_steps = train["max_steps"] or train["epochs"] * plan.steps_per_epoch
     eval_every = train["eval_every"] or plan.steps_per_epoch
     ckpt_every = spec["checkpoint"]["every"] or plan.steps_per_epoch
@@ -113,12 +102,13 @@ def fit(
             "epoch": step / plan.steps_per_epoch,
             "elapsed_s": elapsed(),
             "graph": graph,
+            "data": data.saved(),  # what using the model later needs: a tokenizer, a normalization
             **({"aux": aux.state_dict()} if aux is not None else {}),
         }
 
-    tokens = data.tokens_per_sample
+    tokens, info = data.tokens_per_sample, as_info(data)
     ctx.log(
-        f"{data.name}: {len(x_train)} train / {len(x_val)} val samples; model {analysis.total_params:,} parameters, "
+        f"{data.name}: {info.train_samples} train / {info.val_samples} val samples; model {analysis.total_params:,} parameters, "
         f"{analysis.total_flops:,} FLOPs/sample; {strategy.describe()}; global batch {plan.global_batch} "
         f"({train['batch_size']} × {train['grad_accum']} accumulation × {strategy.world_size} process(es)); "
         f"{total_steps} steps ({plan.steps_per_epoch} per epoch)"
@@ -161,10 +151,9 @@ def fit(
 
     while step < total_steps and not stopping:
         # --- forward and backward over the micro-batches of one optimizer step
-        micro = plan.micro_batches(step)
+        micro = batches.micro_batches(step)
         step_loss, step_parts = 0.0, {}
-        for i, idx in enumerate(micro):
-            xb, yb = x_train[idx], y_train[idx]
+        for i, (xb, yb) in enumerate(micro):
             with strategy.no_sync(model, sync=i == len(micro) - 1), strategy.precision.autocast():
                 loss, parts = loss_fn(model(xb), xb, yb)
                 # The gradient of a mean over the global batch: each micro-batch holds 1/accum of it.
@@ -202,11 +191,9 @@ def fit(
                 ctx.log_metrics(step, perf)
                 window_t, window_step = now, step
 
-        # --- evaluate (every rank, the whole validation split) and checkpoint on their cadence
+        # --- evaluate (every rank, the same validation batches) and checkpoint on their cadence
         if step % eval_every == 0 and step != total_steps:
-            last_eval = objective.evaluate(
-                model, x_val, y_val, train["eval_batch_size"], strategy.precision.autocast
-            )
+            last_eval = objective.evaluate_batches(model, batches.validation(), strategy.precision.autocast)
             ctx.log_metrics(step, last_eval)
         if step % ckpt_every == 0 and step != total_steps:
             # The losses still held for reading back go first: a checkpoint is never ahead of
@@ -219,7 +206,8 @@ def fit(
     if stopping:
         ctx.request_stop()  # a stop asked on another rank stops this one too
     _flush_losses(ctx, pending, step / plan.steps_per_epoch, None)
-    last_eval = objective.evaluate(model, x_val, y_val, train["eval_batch_size"], strategy.precision.autocast)
+    last_eval = objective.evaluate_batches(model, batches.validation(), strategy.precision.autocast)
+    batches.close()
     ctx.log_metrics(step, last_eval)
     ctx.save_checkpoint(snapshot(), step, "final" if step == total_steps else "stop")
     ctx.progress(step, total_steps, step / plan.steps_per_epoch, elapsed(), pace())
