@@ -50,6 +50,7 @@ SYNTHETIC = ("synthetic_classification", "synthetic_regression")
 # apply to them. Parquet tables and `datasets` folders hold images, text or features.
 IMAGE_SOURCES = ("images", "cifar", "idx", "numpy", "parquet", "hf_disk")
 TABLE_SOURCES = ("csv", "parquet", "hf_disk")
+TEXT_SOURCES = ("text", "parquet", "hf_disk")  # text for a language model
 
 
 def _parent_checkpoint() -> Field:
@@ -140,8 +141,8 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             "image_size",
             "ints",
             None,
-            "images: resize to height, width (one number: square; default: the data's own size, "
-            "32×32 for image files)",
+            "images: resize to height, width (one number: square; default: the data's own size — for "
+            "image files, the first image's)",
             min=1,
             max=4096,
             max_items=2,
@@ -250,7 +251,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             "str",
             "text",
             "text from .jsonl or Parquet: the field or column holding the text",
-            when={"source": ("text",)},
+            when={"source": TEXT_SOURCES},
         ),
         Field(
             "tokenizer",
@@ -258,7 +259,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             "byte",
             "text: byte (256 byte values), bpe (trained on the training split) or the path of a "
             "tokenizer.json",
-            when={"source": ("text",)},
+            when={"source": TEXT_SOURCES},
         ),
         Field(
             "vocab_size",
@@ -277,7 +278,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             "text: tokens per training sample",
             min=2,
             max=1 << 16,
-            when={"source": ("text",)},
+            when={"source": TEXT_SOURCES},
         ),
         Field(
             "samples",
@@ -997,6 +998,12 @@ def _path(base: Path, text: str, where: str) -> Path:
 
 
 def _check_data(data: dict, base: Path, problems) -> None:
+    """Paths made absolute (data.path, a tokenizer file) and the data fields that are objects
+    or names checked: augment, categorical, encoding."""
+    import codecs
+
+    from engine.data.augment import check_augment
+
     source = data.get("source")
     if source in FILE_SOURCES:
         if not data.get("path"):
@@ -1009,6 +1016,24 @@ def _check_data(data: dict, base: Path, problems) -> None:
     elif data.get("path"):
         problems.append(
             ("data.path", f"is only used by file sources ({', '.join(sorted(FILE_SOURCES))}), not {source!r}")
+        )
+    tokenizer = data.get("tokenizer")
+    if isinstance(tokenizer, str) and tokenizer not in ("byte", "bpe"):
+        try:
+            data["tokenizer"] = str(_path(base, tokenizer, "data.tokenizer"))
+        except SpecError as err:
+            problems.extend(err.problems)
+    data["augment"] = check_augment(data.get("augment"), problems)
+    categorical = data.get("categorical")
+    if categorical is not None and not (
+        isinstance(categorical, list) and all(isinstance(c, str) for c in categorical)
+    ):
+        problems.append(("data.categorical", f"must be a list of column names, got {shown(categorical)}"))
+    try:
+        codecs.lookup(data.get("encoding") or "utf-8")
+    except (LookupError, TypeError, ValueError):
+        problems.append(
+            ("data.encoding", f"is not a text encoding Python knows, got {shown(data.get('encoding'))}")
         )
 
 

@@ -39,6 +39,16 @@ class ImageSource:
     native_size: tuple[int, int] | None = None  # (height, width) of array formats
     description: str = ""
 
+    @property
+    def one_channel(self) -> bool:
+        """Arrays of one channel (IDX, grayscale NumPy) stay one channel; files become RGB
+        unless data.grayscale says otherwise."""
+        return (
+            isinstance(self.train, ArrayImages)
+            and self.train.pixels.ndim == 4
+            and self.train.pixels.shape[1] == 1
+        )
+
 
 def _folder(p: Path, what: str) -> Path:
     try:
@@ -82,13 +92,27 @@ def image_folder(data: dict) -> ImageSource:
         raise DataError(
             f"{where}: cannot read the image folder ({getattr(err, 'strerror', None) or err})"
         ) from None
+    images = FileImages(files)
     return ImageSource(
         root.name,
         classes,
-        FileImages(files),
+        images,
         np.asarray(labels, dtype=np.int64),
+        native_size=first_size(images),
         description=f"{len(files)} images, {len(classes)} classes",
     )
+
+
+def first_size(images: ImageSet) -> tuple[int, int] | None:
+    """(height, width) of the first of the first few images whose header reads: the size image
+    files are read at unless data.image_size says otherwise."""
+    for i in range(min(len(images), 8)):
+        try:
+            with images.image(i) as im:
+                return im.height, im.width
+        except DataError:
+            continue
+    return None
 
 
 # ------------------------------------------------------------------ CIFAR binary
@@ -269,7 +293,10 @@ def _described(src: ImageSource, text: str) -> ImageSource:
 def _npy_header(fh, where: str) -> tuple[tuple[int, ...], np.dtype]:
     try:
         version = np.lib.format.read_magic(fh)
-        shape, _, dtype = np.lib.format._read_array_header(fh, version)
+        read = (
+            np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        )
+        shape, _, dtype = read(fh)
     except (ValueError, OSError) as err:
         raise DataError(f"{where}: not a NumPy array file ({shorten(str(err), 160)})") from None
     if dtype.hasobject:
@@ -318,7 +345,8 @@ def numpy_arrays(data: dict, headers_only: bool = False) -> NumpyArrays:
             missing = [k for k in (xk, yk) if k not in members]
             if missing:
                 raise DataError(
-                    f"{p}: no array {listed(missing)} (arrays: {listed(sorted(members))}); set data.x_key / data.y_key"
+                    f"{p}: no array {', '.join(map(repr, missing))} (arrays: {listed(sorted(members))}); "
+                    "set data.x_key / data.y_key"
                 )
             arrays = []
             for k in (xk, yk):
@@ -502,13 +530,15 @@ def arrow_images(tables: dict, features: dict, data: dict, where: str) -> ImageS
             return y.astype(np.int64)
         return np.asarray([lookup[int(v)] for v in y], dtype=np.int64)
 
+    train_images = EncodedImages(train_t.column(column), where)
     src = ImageSource(
         Path(where).name,
         classes,
-        EncodedImages(train_t.column(column), where),
+        train_images,
         relabel(labels_of(train_t)),
         EncodedImages(val_t.column(column), where) if val_t is not None else None,
         relabel(labels_of(val_t)) if val_t is not None else None,
+        first_size(train_images),
     )
     return (
         _counted(src, "images in Arrow tables") if val_t is not None else _described(src, "images in a table")

@@ -30,7 +30,7 @@ from engine.jsonfile import regular_file
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 BAD_FILES_NAMED = 20  # undecodable files named in one error; the rest are counted
 STATS_SAMPLE = 256  # training images whose pixels give the computed mean and std
-DEFAULT_SIZE = (32, 32)  # image files of any size, unless data.image_size says otherwise
+DEFAULT_SIZE = (32, 32)  # when no image's size can be read
 
 
 def open_image(f: Path | str | bytes, name: str | None = None):

@@ -196,7 +196,9 @@ def image_data(data: dict, src: formats.ImageSource, log=None) -> ImageData | Da
             + (f" (and {len(skipped) - 20:,} more)" if len(skipped) > 20 else "")
         )
     augment = check_augment(data.get("augment"), [])
-    plain = ImagePipeline(size, data.get("resize", "stretch"), data.get("grayscale", False))
+    plain = ImagePipeline(
+        size, data.get("resize", "stretch"), data.get("grayscale", False) or src.one_channel
+    )
     train = ImageSplit(src.train, tr, ytr, plain, skip)
     val = ImageSplit(val_set, va, yva, plain, skip)
     if data.get("cache") in ("memory", "disk") and _streams_files(src):
@@ -291,7 +293,7 @@ def describe_images(data: dict, src: formats.ImageSource) -> DataInfo:
     """Shapes and counts of an image source: every file's header is read, and a few images per
     class are decoded (the rest decode during the run)."""
     size = _size(data, src.native_size)
-    channels = 1 if data.get("grayscale") else 3
+    channels = 1 if data.get("grayscale") or src.one_channel else 3
     n_train_all = _count(src.train_labels)
     if src.val is not None:
         n_train, n_val = n_train_all, _count(src.val_labels)
@@ -304,7 +306,7 @@ def describe_images(data: dict, src: formats.ImageSource) -> DataInfo:
         if bad and data.get("on_bad_file", "fail") == "fail":
             raise bad_files_error(bad, n_train_all + (0 if src.val is None else n_val))
         drop = {i for i, _ in bad}
-        plain = ImagePipeline(size, data.get("resize", "stretch"), data.get("grayscale", False))
+        plain = ImagePipeline(size, data.get("resize", "stretch"), channels == 1)
         per_class: dict[int, int] = {}
         for i, label in enumerate(src.train_labels):
             if i in drop or per_class.get(int(label), 0) >= IMAGES_DECODED:

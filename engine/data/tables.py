@@ -307,7 +307,7 @@ def build_table(
     if by_column and mode == "error":
         parts = [f"column {shorten(name)!r} on {_rows(raw.rows, gaps)}" for name, gaps in by_column.items()]
         bad.append(
-            f"missing values in {int(missing_rows.sum()):,} rows: "
+            f"missing values in {int(missing_rows.sum()):,} row{'s' if missing_rows.sum() > 1 else ''}: "
             + "; ".join(parts[:BAD_CELLS_SHOWN])
             + (f" (and {len(parts) - BAD_CELLS_SHOWN} more columns)" if len(parts) > BAD_CELLS_SHOWN else "")
             + "; set data.missing to 'drop' or 'mean'"
