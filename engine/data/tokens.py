@@ -578,8 +578,10 @@ def _doc_pieces(c: Corpus, start: int, end: int, sep: bytes | None) -> Iterator[
         if a >= end:
             return
         if piece is None:
-            if a >= start and b <= end:
-                yield sep
+            if sep is not None:  # the separator's bytes, split like any others
+                yield sep[max(0, start - a) : min(n, end - a)]
+            elif start <= a < end:  # an end-of-text token belongs where it starts
+                yield None
             continue
         yield piece[max(0, start - a) : min(n, end - a)]
 
