@@ -472,9 +472,9 @@ def build_tokens(data: dict, log=None) -> TokenFile:
     return TokenFile(tokens, meta["train_tokens"], tokenizer, out)
 
 
-def cached_counts(data: dict, c: Corpus, total: int) -> tuple[int, int] | None:
-    """(train, validation) token counts of a corpus already in the cache, found without
-    hashing a large corpus anew or training anything; None when it is not there."""
+def _cached(data: dict, c: Corpus, total: int):
+    """(token file, its meta, tokenizer) of a corpus already in the cache, found without hashing
+    a large corpus anew or training anything; None when it is not there."""
     name = data.get("tokenizer") or "byte"
     index_path = cache_dir() / "tokens" / "hashes.json"
     try:
@@ -493,11 +493,43 @@ def cached_counts(data: dict, c: Corpus, total: int) -> tuple[int, int] | None:
         tokenizer = HFTokenizer(_tokenizer_from(tok_path), "bpe", data["vocab_size"])
     else:
         tokenizer = ByteTokenizer() if name == "byte" else load_tokenizer_file(name)
+    path = _token_path(c, digest, tokenizer, split_at)
     try:
-        meta = json.loads(_token_path(c, digest, tokenizer, split_at).with_suffix(".json").read_text())
+        meta = json.loads(path.with_suffix(".json").read_text())
     except (OSError, ValueError):
         return None
+    return path, meta, tokenizer
+
+
+def cached_counts(data: dict, c: Corpus, total: int) -> tuple[int, int] | None:
+    """(train, validation) token counts of a corpus already in the cache (else None)."""
+    found = _cached(data, c, total)
+    if found is None:
+        return None
+    meta = found[1]
     return meta["train_tokens"], meta["tokens"] - meta["train_tokens"]
+
+
+def cached_file(data: dict, c: Corpus) -> tuple[np.ndarray, object] | None:
+    """(token ids, tokenizer) of a corpus that needs no tokenizing now: a single file with the
+    byte tokenizer is its own token file; others once the cache holds them (else None)."""
+    if (data.get("tokenizer") or "byte") == "byte" and c.kind == "file":
+        return np.memmap(c.files[0], dtype=np.uint8, mode="r"), ByteTokenizer()
+    found = _cached(data, c, text_bytes(c, CHECK_LIMIT)[0])
+    if found is None:
+        return None
+    path, meta, tokenizer = found
+    return np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r", shape=(meta["tokens"],)), tokenizer
+
+
+def first_bytes(c: Corpus, n: int) -> Iterator[bytes | None]:
+    """The start of the corpus's stream (None between documents), about `n` bytes."""
+    seen = 0
+    for piece in _stream(c):
+        yield piece
+        seen += len(piece) if piece else len(SEP)
+        if seen >= n:
+            return
 
 
 def _tokenizer_from(path: Path):
@@ -514,7 +546,9 @@ def _write_tokens(c: Corpus, tokenizer, split_at: int, total: int, out: Path, lo
     log(f"tokenizing {c.label} ({total:,} bytes) into {out}")
     tmp = out.with_suffix(f".{os.getpid()}.tmp")
     counts = []
-    bar = tqdm(total=total, unit="B", unit_scale=True, desc="tokenizing", file=sys.stderr, leave=False)
+    bar = tqdm(
+        total=total, unit="B", unit_scale=True, desc="tokenizing", file=sys.stderr, leave=False, disable=None
+    )
     with open(tmp, "wb") as fh, bar:
         for start, end in ((0, split_at), (split_at, total)):
             n, batch = 0, []
