@@ -32,7 +32,9 @@ __all__ = [
     "as_info",
     "check_objective",
     "classification_set",
+    "default_workers",
     "describe",
+    "loader_workers",
     "load_dataset",
     "split",
     "split_sizes",
@@ -65,3 +67,24 @@ def describe(data: dict, objective: str = "auto") -> DataInfo:
     info = builtin.describe(data) if source in BUILTIN else sources.describe(data, objective)
     check_objective(source, info.objective, objective)
     return info
+
+
+def default_workers() -> int:
+    """DataLoader workers when data.num_workers is not set: half the cores (the other half
+    trains), at least one, at most eight."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(8, cores // 2))
+
+
+def loader_workers(data: dict | None) -> int:
+    """The worker processes a run of this data section starts to decode its samples (0 for a
+    set held whole), told from the fields and, for tables, their schema — without reading
+    the data. The runner leaves these cores to the workers when it sizes torch's threads:
+    a training thread spinning on a core a worker needs cost an image run 8× here."""
+    from engine.data import sources
+
+    if not data or not sources.streamed(data):
+        return 0
+    return default_workers() if data.get("num_workers") is None else data["num_workers"]

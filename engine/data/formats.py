@@ -435,15 +435,31 @@ def _labels(y: np.ndarray, where: str) -> tuple[list[str], np.ndarray]:
 
 
 def _image_column(table) -> str | None:
+    """The first column of encoded images: binary, or a struct with a `bytes` field (HF Image)."""
     import pyarrow as pa
 
-    for f in table.schema:
+    for f in getattr(table, "schema", table):
         t = f.type
         if pa.types.is_binary(t) or pa.types.is_large_binary(t):
             return f.name
         if pa.types.is_struct(t) and any(t.field(i).name == "bytes" for i in range(t.num_fields)):
             return f.name
     return None
+
+
+def has_image_column(data: dict) -> bool:
+    """Whether a Parquet file's schema or a `datasets` folder's features hold images."""
+    if data["source"] == "parquet":
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(regular_file(data["path"], "Parquet file"))
+        return _image_column(schema) is not None
+    root = Path(data["path"])
+    infos = list(root.glob("*/dataset_info.json")) + list(root.glob("dataset_info.json"))
+    for info in infos[:1]:
+        features = json.loads(info.read_text()).get("features") or {}
+        return any(isinstance(f, dict) and f.get("_type") == "Image" for f in features.values())
+    return False
 
 
 def parquet_table(data: dict):

@@ -156,6 +156,24 @@ def _streams_files(src: formats.ImageSource) -> bool:
     return not isinstance(src.train, ArrayImages)
 
 
+def streamed(data: dict) -> bool:
+    """Whether a run decodes this data set's samples in DataLoader workers (`_resident`'s rule,
+    from the fields and a table's schema alone)."""
+    source = data.get("source")
+    augmented = bool(check_augment(data.get("augment"), []))
+    if source in ("cifar", "idx", "numpy"):
+        return augmented
+    if source == "images":
+        return augmented or data.get("cache") != "memory"
+    if source in ("parquet", "hf_disk"):
+        try:
+            has_images = formats.has_image_column(data)
+        except (DataError, OSError, ValueError):
+            return False
+        return has_images and (augmented or data.get("cache") != "memory")
+    return False
+
+
 def _resident(data: dict, src: formats.ImageSource) -> bool:
     """Whether the images are decoded once and held whole (see the module docstring)."""
     if check_augment(data.get("augment"), []):

@@ -30,7 +30,6 @@ samples at every evaluation, so the curve compares like with like.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -88,14 +87,9 @@ def eval_indices(n: int, eval_batches: int, batch_size: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, eval_batches * batch_size).round().astype(np.int64))
 
 
-def default_workers() -> int:
-    """Half the cores (the other half trains), at least one, at most eight."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(8, cores // 2))
-
-
 def make_batches(data, spec: dict, strategy, log: Callable[[str], None] = lambda m: None):
     """The batch source for `data` (see the module docstring)."""
+    from engine.data import default_workers
     from engine.data.sources import ImageData
     from engine.data.tokens import TokenData
 
