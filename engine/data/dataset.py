@@ -4,6 +4,7 @@ loader shares."""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -150,3 +151,16 @@ def classification_set(name, x, y, classes, data, description="", scale=True) ->
     return Dataset(
         name, "classification", xt, y[tr].astype(np.int64), xv, y[va].astype(np.int64), classes, description
     )
+
+
+OPTIONAL = {"pyarrow": "pyarrow", "tokenizers": "tokenizers"}  # module → the package pip installs
+
+
+def require(module: str, what: str):
+    """An optional package's module, or a DataError saying how to install it (the `data`
+    extra: `pip install trainbench[data]`)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package = OPTIONAL[module.split(".")[0]]
+        raise DataError(f"{what} need the {package} package: pip install {package}") from None

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.data.dataset import require
 from engine.data.images import IMAGE_SUFFIXES, ArrayImages, EncodedImages, FileImages, ImageSet
 from engine.errors import DataError
 from engine.fields import listed, shorten
@@ -436,7 +437,7 @@ def _labels(y: np.ndarray, where: str) -> tuple[list[str], np.ndarray]:
 
 def _image_column(table) -> str | None:
     """The first column of encoded images: binary, or a struct with a `bytes` field (HF Image)."""
-    import pyarrow as pa
+    pa = require("pyarrow", "Parquet and Arrow files")
 
     for f in getattr(table, "schema", table):
         t = f.type
@@ -450,7 +451,7 @@ def _image_column(table) -> str | None:
 def has_image_column(data: dict) -> bool:
     """Whether a Parquet file's schema or a `datasets` folder's features hold images."""
     if data["source"] == "parquet":
-        import pyarrow.parquet as pq
+        pq = require("pyarrow.parquet", "Parquet and Arrow files")
 
         schema = pq.read_schema(regular_file(data["path"], "Parquet file"))
         return _image_column(schema) is not None
@@ -463,7 +464,7 @@ def has_image_column(data: dict) -> bool:
 
 
 def parquet_table(data: dict):
-    import pyarrow.parquet as pq
+    pq = require("pyarrow.parquet", "Parquet and Arrow files")
 
     p = regular_file(data["path"], "Parquet file")
     try:
@@ -475,7 +476,7 @@ def parquet_table(data: dict):
 def hf_splits(data: dict) -> tuple[dict[str, object], dict]:
     """The Arrow tables of a `save_to_disk` folder by split name ("train", "test", …; one
     nameless split for a plain Dataset), and its features' description."""
-    import pyarrow as pa
+    pa = require("pyarrow", "Parquet and Arrow files")
 
     root = _folder(Path(data["path"]), "datasets folder")
     if (root / "dataset_dict.json").is_file():

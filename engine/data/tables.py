@@ -33,6 +33,7 @@ from engine.data.dataset import (
     Dataset,
     check_classes,
     classification_set,
+    require,
     split,
     split_sizes,
     standardize,
@@ -202,7 +203,7 @@ def _parse_column(name: str, cells, rows: list[str], comma: bool, bad: list[tupl
 def arrow_table(table, where: str) -> RawTable:
     """A pyarrow Table's columns: numbers as float64 (null → missing), text and booleans as
     text cells; other types (lists, images) are refused by name."""
-    import pyarrow as pa
+    pa = require("pyarrow", "Parquet and Arrow files")
 
     out = RawTable(where, [], [f"row {i + 1}" for i in range(table.num_rows)])
     for name in table.column_names:

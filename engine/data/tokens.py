@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.data.dataset import DataInfo
+from engine.data.dataset import DataInfo, require
 from engine.errors import DataError
 from engine.fields import shorten
 from engine.jsonfile import regular_file
@@ -211,8 +211,8 @@ def _jsonl_texts(f: Path, field: str) -> Iterator[bytes]:
 
 
 def _parquet_texts(f: Path, field: str) -> Iterator[bytes]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    pa = require("pyarrow", "Parquet and Arrow files")
+    pq = require("pyarrow.parquet", "Parquet and Arrow files")
 
     try:
         pf = pq.ParquetFile(f)
@@ -235,7 +235,7 @@ def _parquet_texts(f: Path, field: str) -> Iterator[bytes]:
 
 def _arrow_texts(f: Path, field: str) -> Iterator[bytes]:
     """The text column of one Arrow file of a `datasets` folder (stream format, memory-mapped)."""
-    import pyarrow as pa
+    pa = require("pyarrow", "Parquet and Arrow files")
 
     try:
         reader = pa.ipc.open_stream(pa.memory_map(str(f)))
@@ -309,7 +309,7 @@ class HFTokenizer:
 
 
 def load_tokenizer_file(path: str):
-    from tokenizers import Tokenizer
+    Tokenizer = require("tokenizers", "the bpe tokenizer and tokenizer.json files").Tokenizer
 
     p = regular_file(path, "tokenizer file")
     try:
@@ -331,7 +331,9 @@ def tokenizer_vocab(data: dict) -> int:
 
 
 def _train_bpe(c: Corpus, split_at: int, vocab_size: int):
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    tk = require("tokenizers", "the bpe tokenizer and tokenizer.json files")
+    Tokenizer, decoders, models = tk.Tokenizer, tk.decoders, tk.models
+    pre_tokenizers, trainers = tk.pre_tokenizers, tk.trainers
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -533,7 +535,7 @@ def first_bytes(c: Corpus, n: int) -> Iterator[bytes | None]:
 
 
 def _tokenizer_from(path: Path):
-    from tokenizers import Tokenizer
+    Tokenizer = require("tokenizers", "the bpe tokenizer and tokenizer.json files").Tokenizer
 
     return Tokenizer.from_file(str(path))
 
