@@ -169,7 +169,7 @@ def cifar(data: dict, headers_only: bool = False) -> ImageSource:
                 )
         if headers_only:
             count = sum(sizes) // record
-            return ArrayImages(np.zeros((count, 3, 32, 32), np.uint8)[:0], str(root)), count
+            return ArrayImages(np.zeros((0, 3, 32, 32), np.uint8), str(root)), count
         raw = np.concatenate([np.fromfile(root / n, dtype=np.uint8).reshape(-1, record) for n in files])
         labels = raw[:, label_bytes - 1].astype(np.int64)
         if labels.max() >= len(classes):

@@ -119,15 +119,8 @@ class ImageData:
 def _decode_all(s: ImageSplit) -> tuple[np.ndarray, np.ndarray]:
     """Every image of a split, without augmentation: vectorised for arrays at their own size."""
     p, images = s.pipeline, s.images
-    if (
-        isinstance(images, ArrayImages)
-        and images.pixels.ndim == 4
-        and tuple(images.pixels.shape[2:]) == p.size
-        and images.pixels.shape[1] == p.channels
-    ):
-        x = np.asarray(images.pixels[s.indices] if len(s.indices) != len(images) else images.pixels)
-        if len(s.indices) == len(images) and not np.array_equal(s.indices, np.arange(len(images))):
-            x = x[s.indices]
+    if isinstance(images, ArrayImages) and images.pixels.shape[1:] == (p.channels, *p.size):
+        x = np.asarray(images.pixels[s.indices])
         x = x.astype(np.float32) / (255.0 if x.dtype == np.uint8 else 1.0)
         if p.mean is not None:
             x = (x - np.asarray(p.mean, np.float32)[:, None, None]) / np.asarray(p.std, np.float32)[

@@ -642,11 +642,12 @@ class TokenData:
         tokenizer,
         vocab_size: int,
         description: str = "",
+        where: str = "",
     ):
         self.name, self.tokens, self.train_tokens, self.context = name, tokens, train_tokens, context
         self.tokenizer, self.vocab_size, self.description = tokenizer, vocab_size, description
         self.classes: list[str] = []
-        check_windows(Path(name), train_tokens, len(tokens) - train_tokens, context)
+        check_windows(Path(where or name), train_tokens, len(tokens) - train_tokens, context)
 
     @property
     def train(self) -> np.ndarray:
@@ -731,6 +732,7 @@ def text_data(data: dict, log=None) -> TokenData:
         tf.tokenizer,
         vocab,
         f"{n:,} tokens ({tf.tokenizer.kind} tokenizer, vocabulary {vocab:,}), context {data['context']}",
+        data["path"],
     )
 
 

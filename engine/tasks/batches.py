@@ -186,6 +186,15 @@ class _ValSamples(torch.utils.data.Dataset):
             return str(err)
 
 
+def _ignore_interrupts(_worker_id: int) -> None:
+    """A worker leaves Ctrl-C to the training process, which stops gracefully (finishes the
+    step, saves a checkpoint) and then closes its workers; a worker ended by the terminal's
+    SIGINT would fail the run's next batch instead."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _collate(samples) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     errors = [s for s in samples if isinstance(s, str)]
     if errors:
@@ -214,6 +223,7 @@ class LoaderBatches:
             num_workers=workers,
             collate_fn=_collate,
             pin_memory=self.pin,
+            worker_init_fn=_ignore_interrupts,
             persistent_workers=workers > 0,
             prefetch_factor=4 if workers else None,
         )
@@ -226,6 +236,7 @@ class LoaderBatches:
             num_workers=self.workers,
             collate_fn=_collate,
             pin_memory=self.pin,
+            worker_init_fn=_ignore_interrupts,
             prefetch_factor=4 if self.workers else None,
         )
         self._iter, self._next = iter(loader), step
