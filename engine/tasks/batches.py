@@ -195,13 +195,21 @@ def _ignore_interrupts(_worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _collate(samples) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def _collate(samples):
+    """(x, y, names of images skipped), or the first decoding error's message, which the
+    training process raises as a DataError (one line, not a worker's wrapped traceback)."""
     errors = [s for s in samples if isinstance(s, str)]
     if errors:
-        raise DataError(errors[0])
+        return errors[0]
     x = torch.from_numpy(np.stack([s[0] for s in samples]))
     y = torch.as_tensor([s[1] for s in samples], dtype=torch.int64)
     return x, y, [name for s in samples for name in s[2]]
+
+
+def _checked(batch):
+    if isinstance(batch, str):
+        raise DataError(batch)
+    return batch
 
 
 class LoaderBatches:
@@ -246,14 +254,15 @@ class LoaderBatches:
             self._start(step)
         out = []
         for _ in range(self.plan.grad_accum):
-            x, y, skipped = next(self._iter)
+            x, y, skipped = _checked(next(self._iter))
             self._note(skipped)
             out.append((self._to_device(x), self._to_device(y)))
         self._next = step + 1
         return out
 
     def validation(self) -> Iterator[Batch]:
-        for x, y, skipped in self.val_loader:
+        for batch in self.val_loader:
+            x, y, skipped = _checked(batch)
             self._note(skipped)
             yield self._to_device(x), self._to_device(y)
 

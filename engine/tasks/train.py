@@ -178,7 +178,7 @@ def fit(
         # --- log: every step's loss (averaged over ranks), read back in small groups
         step_parts = {k: strategy.reduce_mean(v) for k, v in step_parts.items()}
         pending.append((step, strategy.reduce_mean(step_loss), lr, step_parts))
-        if len(pending) >= sync_every or step == total_steps:
+        if step % sync_every == 0 or step == total_steps:  # by step: a checkpoint may have flushed some
             _flush_losses(ctx, pending, step / plan.steps_per_epoch, grad_norm)
             pending.clear()
             stopping = strategy.any_rank(ctx.stop_requested)

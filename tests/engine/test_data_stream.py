@@ -115,3 +115,40 @@ def test_memory_mapped_windows_equal_the_resident_ones(tmp_path, monkeypatch):
     assert all(
         torch.equal(a[0], b[0]) for a, b in zip(resident.validation(), mapped.validation(), strict=True)
     )
+
+
+def test_ctrl_c_to_the_process_group_stops_a_streamed_run_gracefully(images, tmp_path, db_path):
+    """The terminal's Ctrl-C reaches the DataLoader workers too: they leave it to the run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from engine.events import parse_events
+    from tests.conftest import ROOT
+
+    doc = spec_doc(images, max_steps=100_000, eval_every=0)
+    doc["checkpoint"] = {"every": 0}
+    (tmp_path / "s.json").write_text(json.dumps(doc))
+    env = {**os.environ, "TRAINBENCH_DB": str(db_path), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "run", str(tmp_path / "s.json"), "--events", "-"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    try:
+        for ev in parse_events(proc.stdout):
+            if ev["event"] == "progress" and ev["step"] >= 16:
+                os.killpg(proc.pid, signal.SIGINT)
+                break
+        assert proc.wait(120) == 130, proc.stderr.read()[-2000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    run = RunStore(db_path).list_runs(limit=1)[0]
+    assert run["status"] == "stopped", run["error"]
+    assert RunStore(db_path).last_checkpoint(run["id"])["tag"] == "stop"
