@@ -12,7 +12,7 @@
   digits   the in-memory path: run tests/benchmarks/bench_engine.py (digits CNN engine/plain).
 
     python tests/benchmarks/bench_data.py images [--images 20000] [--workers 1] [--steps 300]
-    python tests/benchmarks/bench_data.py tokens [--gb 2] [--keep]
+    python tests/benchmarks/bench_data.py tokens [--gb 2] [--keep] [--corpus FILE]
 
 Run on an otherwise idle machine; the token case writes the corpus and its token file to a
 temporary folder and deletes both afterwards (unless --keep).
@@ -250,10 +250,14 @@ def bench_tokens(args) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-tokens-", dir=args.dir))
     os.environ["TRAINBENCH_CACHE"] = str(work / "cache")
     try:
-        corpus = work / "corpus.txt"
-        t = time.perf_counter()
-        size = make_corpus(corpus, args.gb)
-        print(f"made a {size / 2**30:.2f} GiB corpus in {time.perf_counter() - t:.0f} s")
+        if args.corpus:  # a text file already on disk: kept, whatever --keep says
+            corpus = Path(args.corpus).resolve()
+            size = corpus.stat().st_size
+        else:
+            corpus = work / "corpus.txt"
+            t = time.perf_counter()
+            size = make_corpus(corpus, args.gb)
+            print(f"made a {size / 2**30:.2f} GiB corpus in {time.perf_counter() - t:.0f} s")
         section = {
             "source": "text",
             "path": str(corpus),
@@ -378,6 +382,7 @@ def main() -> None:
     tokens.add_argument("--steps", type=int, default=40)
     tokens.add_argument("--repeats", type=int, default=3)
     tokens.add_argument("--dir", default=None, help="where the corpus is written (default: the temp folder)")
+    tokens.add_argument("--corpus", default=None, help="an existing text file to use instead of generating one")
     tokens.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     (bench_images if args.case == "images" else bench_tokens)(args)
