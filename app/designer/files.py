@@ -30,7 +30,13 @@ from engine.errors import TrainbenchError
 from engine.graph import Graph
 
 TEMPLATES = RESOURCES / "templates"
-TEMPLATE_TITLES = {"mlp": "MLP", "cnn": "CNN", "resnet_cnn": "ResNet-style CNN", "gpt": "GPT language model"}
+TEMPLATE_TITLES = {
+    "mlp": "MLP",
+    "cnn": "CNN",
+    "resnet_cnn": "ResNet-style CNN",
+    "gpt": "GPT language model",
+    "gpt2_small": "GPT-2 small (124M)",
+}
 TEMPLATE_VIEW = (930.0, 590.0)  # the canvas of a 1440×900 window
 GRAPH_FILTER = "Trainbench graph (*.json);;All files (*)"
 #: larger than any graph the designer can show (a 500-node model is ~150 kB)
@@ -243,9 +249,10 @@ class FileActions(QObject):
     def export(self, fmt: str) -> None:
         analysis = self.doc.analysis
         if analysis is None or analysis.problems:
-            problems = "\n".join(
-                f"• {n}: {m}" if n else f"• {m}" for n, m in (analysis.problems if analysis else [])[:8]
-            )
+            found = analysis.problems if analysis else []
+            problems = "\n".join(f"• {n}: {m}" if n else f"• {m}" for n, m in found[:8])
+            if len(found) > 8:  # the model summary lists them all
+                problems += f"\n… and {len(found) - 8} more, listed in the model summary"
             QMessageBox.warning(
                 self.window, "The model has problems", f"Fix these before exporting:\n{problems}"
             )

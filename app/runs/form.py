@@ -43,9 +43,10 @@ from PySide6.QtWidgets import (
 
 from app import theme
 from app.elided import ElidedLabel
-from app.fields import ChoiceEditor, FieldEditor, PathEditor, RunPicker, field_tooltip, make_editor
+from app.fields import UNSET, ChoiceEditor, FieldEditor, PathEditor, RunPicker, field_tooltip, make_editor
 from app.runs.background import LatestJob
 from app.runs.data_preview import DataPreview, resolve_data_paths
+from app.runs.freeze_list import FreezeList
 from app.runs.hardware import DeviceDetector, DeviceList, describe_fit, estimate_fit, join_command
 from app.runs.schedule_plot import SchedulePlot
 from app.runs.script_form import ScriptForm
@@ -80,6 +81,7 @@ CARDS = (
 DEVICE_FIELDS = ("device", "gpus")  # hardware fields drawn by the device checklist
 MACHINE_FIELDS = ("nnodes", "node_rank", "rdzv_endpoint", "rdzv_id")  # the "several machines" box
 SKIP_TOP = ("schema", "model")
+FREEZE = "train.freeze"  # drawn as checkboxes on the model's node list (the model box)
 HINT = "Focus a field to see what it does. Every value is checked by the engine as you type."
 LABEL_WIDTH = 128  # the label column, at least
 GRID_WIDTH = 500  # a column of fields; wider screens give the room to the previews
@@ -247,14 +249,8 @@ class RunForm(QWidget):
         self.save_button.clicked.connect(self.save_spec)
         self.start_button.clicked.connect(lambda: self._submit(self.start_requested))
         self.queue_button.clicked.connect(lambda: self._submit(self.queue_requested))
-        self.mode_buttons = QButtonGroup(self)
         top = QHBoxLayout()
         top.addWidget(title)
-        for key, text in (("designed", "Design a run"), ("script", "Run a script")):
-            button = QRadioButton(text, objectName=f"mode:{key}", checked=key == "designed")
-            button.toggled.connect(lambda on, k=key: on and self.set_mode(k))
-            self.mode_buttons.addButton(button)
-            top.addWidget(button)
         top.addStretch(1)
         for b in (self.load_button, self.save_button):
             top.addWidget(b)
@@ -262,10 +258,20 @@ class RunForm(QWidget):
         top.addWidget(self.queue_button)
         top.addWidget(self.start_button)
         # the state on a line of its own, so the first problem has the page's width to be read
+        # the mode's switch starts that line: beside the title and the buttons, the title line
+        # was wider than the page at 1024 px
         state = QHBoxLayout()
         state.setSpacing(6)
+        self.mode_buttons = QButtonGroup(self)
+        for key, text in (("designed", "Design a run"), ("script", "Run a script")):
+            button = QRadioButton(text, objectName=f"mode:{key}", checked=key == "designed")
+            button.toggled.connect(lambda on, k=key: on and self.set_mode(k))
+            self.mode_buttons.addButton(button)
+            state.addWidget(button)
+        state.addSpacing(12)
         state.addWidget(self.status)
         state.addWidget(self.status_detail, 1)
+        state.addStretch(0)  # the switch keeps its place when the state is hidden (a script run)
         layout = QVBoxLayout(self.header)
         layout.setContentsMargins(20, 10, 20, 8)
         layout.setSpacing(4)
@@ -350,6 +356,8 @@ class RunForm(QWidget):
                 self._add_device_list(grid, fields)
             for f in fields:
                 if section == "hardware" and f.name in DEVICE_FIELDS + MACHINE_FIELDS:
+                    continue
+                if f"{section}.{f.name}" == FREEZE:  # checkboxes on the model's nodes instead
                     continue
                 self._add_row(grid, section, f)
         if visual == "preview":
@@ -479,6 +487,9 @@ class RunForm(QWidget):
         self.model_problems = QLabel(objectName="fieldError", wordWrap=True)
         box.addWidget(self.model_summary)
         box.addWidget(self.model_problems)
+        self.freeze_list = FreezeList()
+        self.freeze_list.edited.connect(lambda value: self.model.set(FREEZE, value or UNSET))
+        box.addWidget(self.freeze_list)
         box.addStretch(1)
         card.body.addLayout(box, 4)
 
@@ -562,6 +573,7 @@ class RunForm(QWidget):
             for m in ms
         ]
         shown.update(p for p in problems if p == "model" or p.startswith("model."))
+        shown.update(p for p in problems if field_path(p) == FREEZE)  # the freeze list shows them
         self.model_problems.setText("\n".join(model_msgs))
         self.model_problems.setVisible(bool(model_msgs))
         # what no editor shows goes on the card of its section (top-level ones on the Run card)
@@ -624,12 +636,18 @@ class RunForm(QWidget):
         from engine.graph import Graph, analyze
 
         source = self.model.model_source
-        if source == "parent":
-            self.model_summary.setText("The run starts from its parent's trained model.")
-            return
         model = (self.model.spec or {}).get("model") if self.model.spec else None
         if model is None and isinstance(self.model.doc.get("model"), dict):
             model = self.model.doc["model"]
+        freeze_problems = [
+            f"{p}: {m}" for p, ms in self.model.all_problems().items() if field_path(p) == FREEZE for m in ms
+        ]
+        self.freeze_list.show_model(
+            None if source == "parent" else model, self.model.value(FREEZE), freeze_problems
+        )
+        if source == "parent":
+            self.model_summary.setText("The run starts from its parent's trained model.")
+            return
         if model is None:
             self.model_summary.setText(
                 "No model yet." if source != "designer" else "The designer has no model."
