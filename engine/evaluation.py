@@ -77,6 +77,11 @@ def load_trained(store, run_id: int, checkpoint_path: str | None = None) -> Trai
     model = parent.build().eval()
     spec = run["spec"]
     data = load_dataset(spec["data"], spec["task"]["objective"])
+    if not hasattr(data, "x_val"):  # a memory-mapped token file: no validation array to score
+        raise EvaluationError(
+            f"run {run_id}: evaluation reads sets held in memory and images; "
+            f"{spec['data']['source']!r} data streams from a token file"
+        )
     step = next((c["step"] for c in store.checkpoints(run_id) if c["path"] == str(path)), 0)
     return Trained(run, spec, model, parent.analysis, data, step, str(path))
 

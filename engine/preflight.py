@@ -6,8 +6,10 @@ without torch or scikit-learn, everything a run checks before its first step:
   parent    a prune/distill spec's parent run, when a store is given (`engine.lineage`)
   weights   model.init_from's run or file, matched to the model (`engine.weights`; torch)
   data      the data set as `engine.data.describe` sees it: the same readers, with the same
-            messages, as the loaders (CSV cells, image headers and a few decodes per class,
-            text size and encoding, a synthetic set's parameters)
+            messages, as the loaders (CSV cells, dialect and missing values, image headers and
+            a few decodes per class, IDX/CIFAR/NumPy headers and sizes, Parquet and `datasets`
+            schemas, text size, encoding and token counts, a tokenizer file, a synthetic set's
+            parameters)
   model     its input takes one sample and its output matches the target (`check_model_fits`)
   batch     the global batch fits into the training split (`check_global_batch`)
   memory    the estimate fits the free memory of the device (an error unless `force`)
@@ -24,12 +26,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.data import DataInfo, Dataset, as_info
+from engine.data import DataInfo, as_info
 from engine.errors import DataError, SpecError
 from engine.fields import cap_problems
 from engine.graph.model import Graph
 from engine.graph.shapes import Analysis, analyze
 from engine.memory import MemoryEstimate, device_plan, estimate_memory
+
+EVAL_BATCHES_WARNED = 500  # validation batches read whole beyond which validate suggests eval_batches
 
 
 @dataclass
@@ -72,7 +76,7 @@ def preflight(spec: dict, store=None, force: bool = False, measure: bool = False
     if plan is not None and data is not None:
         problems.extend(_batch_problems(spec, data, plan.world_size))
         report.total_steps = _total_steps(spec, data, plan.world_size)
-        report.warnings = cadence_warnings(spec, report.total_steps)
+        report.warnings = cadence_warnings(spec, report.total_steps) + eval_warnings(spec, data)
     if plan is not None and analysis is not None and not problems:
         report.memory = estimate_memory(spec, analysis, data, plan)
         misfit = report.memory.misfit()
@@ -128,7 +132,7 @@ def _plan(spec: dict, measure: bool):
     return plan
 
 
-def check_model_fits(analysis: Analysis, data: Dataset | DataInfo) -> None:
+def check_model_fits(analysis: Analysis, data) -> None:
     """The graph's input must take one data sample and its output must match the target;
     raises SpecError at `model`. What a task checks before training, and the preflight too."""
     problems = model_misfits(analysis, as_info(data))
@@ -154,7 +158,8 @@ def model_misfits(analysis: Analysis, data: DataInfo) -> list[tuple[str, str]]:
             what = {
                 "classification": f"one score per class ({data.output_size} classes)",
                 "regression": f"{data.output_size} target value(s)",
-                "language_model": f"{want[0]}×{data.output_size} (a next-byte score for every position)",
+                "language_model": f"{want[0]}×{data.output_size} (a next-token score for every position: "
+                f"the head's width is the tokenizer's vocabulary, {data.output_size:,})",
             }[data.objective]
             problems.append(("model", f"the output is {out}, but {data.name} needs {what}"))
     return problems
@@ -194,6 +199,21 @@ def _total_steps(spec: dict, data: DataInfo, world_size: int) -> int | None:
     if per_epoch < 1:
         return None  # reported as a batch problem
     return train["max_steps"] or _epochs(spec) * per_epoch
+
+
+def eval_warnings(spec: dict, data: DataInfo) -> list[tuple[str, str]]:
+    """An evaluation that reads a large validation split whole, at every evaluation."""
+    train = spec["train"]
+    batches = -(-data.val_samples // train["eval_batch_size"])
+    if train["eval_batches"] or batches <= EVAL_BATCHES_WARNED:
+        return []
+    return [
+        (
+            "train.eval_batches",
+            f"every evaluation reads the whole validation split ({batches:,} batches of "
+            f"{train['eval_batch_size']}); set train.eval_batches (e.g. 200) to evaluate on a fixed share",
+        )
+    ]
 
 
 def cadence_warnings(spec: dict, total_steps: int | None) -> list[tuple[str, str]]:

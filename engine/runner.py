@@ -167,20 +167,22 @@ class CpuShare:
         local_procs: int = 1,
         rebalance: bool = True,
         source: str = "hardware.threads",
+        data_workers: int = 0,
     ):
         self.asked, self.local_procs, self.source = asked, local_procs, source
+        self.data_workers = data_workers  # DataLoader workers of each process: their cores are theirs
         self.rebalance = rebalance and asked is None
         self.threads: int | None = None
         self.wanted: tuple[int, str] | None = None
 
     @classmethod
-    def of(cls, hardware: dict, local_procs: int = 1) -> CpuShare:
+    def of(cls, hardware: dict, local_procs: int = 1, data_workers: int = 0) -> CpuShare:
         if hardware["threads"]:
             return cls(hardware["threads"], local_procs)
         env = os.environ.get("OMP_NUM_THREADS", "")
         if env.isdigit() and int(env) >= 1:
             return cls(int(env), local_procs, source="OMP_NUM_THREADS")
-        return cls(None, local_procs)
+        return cls(None, local_procs, data_workers=data_workers)
 
     @classmethod
     def decided(cls, threads: int, why: str) -> CpuShare:
@@ -193,10 +195,12 @@ class CpuShare:
         if self.asked is not None:
             return self.asked, self.source
         cores, runs = cpu_cores(), max(1, live_runs)
-        n = max(1, cores // runs // max(1, self.local_procs))
+        n = max(1, cores // runs // max(1, self.local_procs) - self.data_workers)
         why = f"{cores} cores shared by {runs} run{'s' if runs != 1 else ''} live on this host"
         if self.local_procs > 1:
             why += f" and this run's {self.local_procs} processes here"
+        if self.data_workers:
+            why += f", less {self.data_workers} data-loading worker{'s' if self.data_workers != 1 else ''}"
         return n, why
 
     def recount(self, store: RunStore, starting: bool = False) -> None:
@@ -569,7 +573,9 @@ def execute(
 def _cpu_share(store: RunStore, spec: dict | None, resume_run: int | None, claim: Claim | None) -> CpuShare:
     """This run's share of the cores, counted before it is claimed (so it counts itself)."""
     run_spec = claim.spec if claim else spec if spec is not None else store.get_run(resume_run)["spec"]
-    cpu = CpuShare.of(run_spec["hardware"])
+    from engine.data import loader_workers
+
+    cpu = CpuShare.of(run_spec["hardware"], data_workers=loader_workers(run_spec["data"]))
     cpu.recount(store, starting=claim is None)
     return cpu
 

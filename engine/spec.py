@@ -49,10 +49,20 @@ DATA_SOURCES = (
     "synthetic_regression",
     "csv",
     "images",
+    "cifar",
+    "idx",
+    "numpy",
+    "parquet",
+    "hf_disk",
     "text",
 )
-FILE_SOURCES = {"csv", "images", "text"}
+FILE_SOURCES = {"csv", "images", "cifar", "idx", "numpy", "parquet", "hf_disk", "text"}
 SYNTHETIC = ("synthetic_classification", "synthetic_regression")
+# Sources whose samples are images: the image fields (size, resize, normalization, augmentation)
+# apply to them. Parquet tables and `datasets` folders hold images, text or features.
+IMAGE_SOURCES = ("images", "cifar", "idx", "numpy", "parquet", "hf_disk")
+TABLE_SOURCES = ("csv", "parquet", "hf_disk")
+TEXT_SOURCES = ("text", "parquet", "hf_disk")  # text for a language model
 
 
 def _parent_checkpoint() -> Field:
@@ -72,7 +82,11 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             "path",
             "str",
             None,
-            "the file or folder (csv, images, text); relative to the spec file",
+            "the file or folder; relative to the spec file. images: a folder with one sub-folder per "
+            "class; cifar: the folder of the binary batches (*.bin); idx: the folder or the images file; "
+            "numpy: an .npz, or an .npy file or folder of x/y .npy files; parquet: a .parquet file; "
+            "hf_disk: a `datasets` save_to_disk folder; text: a file, a folder of text files, a .jsonl "
+            "or a .parquet file",
             optional=True,
             when={"source": tuple(sorted(FILE_SOURCES))},
             traits={"path"},
@@ -81,15 +95,16 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             "target",
             "str",
             None,
-            "csv: the target column (default: the last column)",
+            "the target column (default: csv the last column, parquet and hf_disk 'label')",
             optional=True,
-            when={"source": ("csv",)},
+            when={"source": TABLE_SOURCES},
         ),
         Field(
             "val_fraction",
             "float",
             0.2,
-            "share of samples held out for validation",
+            "share of samples held out for validation (cifar, idx and hf_disk use their own test split "
+            "when they have one; text holds out the tail)",
             min=0,
             max=0.9,
             min_exclusive=True,
@@ -105,24 +120,177 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             label="Split seed",
         ),
         Field(
+            "num_workers",
+            "int",
+            None,
+            "processes that decode and augment samples beside training (default: half the cores, up to 8; "
+            "0: in the training process); sets held in memory need none",
+            min=0,
+            max=64,
+            optional=True,
+            label="Workers",
+        ),
+        Field(
+            "cache",
+            "choice",
+            "none",
+            "images: decode every epoch (none), once into memory, or once into a file in the cache folder "
+            "(disk; 8-bit, before augmentation)",
+            choices=("none", "memory", "disk"),
+            when={"source": IMAGE_SOURCES},
+        ),
+        Field(
+            "on_bad_file",
+            "choice",
+            "fail",
+            "images that cannot be decoded: fail (one error listing them) or skip them (the run log says "
+            "which)",
+            choices=("fail", "skip"),
+            label="Bad files",
+            when={"source": IMAGE_SOURCES},
+        ),
+        Field(
             "image_size",
             "ints",
-            [32, 32],
-            "images: resize to height, width (one number: square)",
+            None,
+            "images: resize to height, width (one number: square; default: the data's own size — for "
+            "image files, the first image's)",
             min=1,
             max=4096,
             max_items=2,
-            when={"source": ("images",)},
+            optional=True,
+            when={"source": IMAGE_SOURCES},
         ),
-        Field("grayscale", "bool", False, "images: read as one channel", when={"source": ("images",)}),
+        Field(
+            "resize",
+            "choice",
+            "stretch",
+            "images: stretch to image_size, crop (scale the shorter side, cut the centre) or pad "
+            "(scale the longer side, pad with black)",
+            choices=("stretch", "crop", "pad"),
+            when={"source": IMAGE_SOURCES},
+        ),
+        Field("grayscale", "bool", False, "images: read as one channel", when={"source": IMAGE_SOURCES}),
+        Field(
+            "normalize",
+            "bool",
+            True,
+            "images: subtract the mean and divide by the std per channel (data.mean / data.std, or "
+            "computed on a sample of the training split and stored with the run)",
+            when={"source": IMAGE_SOURCES},
+        ),
+        Field(
+            "mean",
+            "floats",
+            None,
+            "images: per-channel mean of pixels in [0, 1] (default: computed)",
+            min=-1e6,
+            max=1e6,
+            max_items=4,
+            optional=True,
+            when={"source": IMAGE_SOURCES},
+        ),
+        Field(
+            "std",
+            "floats",
+            None,
+            "images: per-channel standard deviation (default: computed)",
+            min=0,
+            max=1e6,
+            min_exclusive=True,
+            max_items=4,
+            optional=True,
+            when={"source": IMAGE_SOURCES},
+        ),
+        Field(
+            "augment",
+            "any",
+            {},
+            "images, training split only: an object of transforms, each true (defaults) or its "
+            "parameters — random_resized_crop {scale, ratio}, horizontal_flip {p}, color_jitter "
+            "{brightness, contrast, saturation, hue}, random_erasing {p, scale, ratio, value}",
+            when={"source": IMAGE_SOURCES},
+        ),
+        Field(
+            "encoding",
+            "str",
+            "utf-8",
+            "csv: the text encoding (utf-8, latin-1, cp1252, …)",
+            when={"source": ("csv",)},
+        ),
+        Field(
+            "delimiter",
+            "choice",
+            "auto",
+            "csv: the field separator (auto: detected)",
+            choices=("auto", ",", ";", "tab", "space", "|"),
+            when={"source": ("csv",)},
+        ),
+        Field(
+            "missing",
+            "choice",
+            "error",
+            "tables: empty or NA cells are an error (naming each), drop their rows, or take the training "
+            "split's mean (the most frequent value of a categorical column)",
+            choices=("error", "drop", "mean"),
+            when={"source": TABLE_SOURCES},
+        ),
+        Field(
+            "categorical",
+            "any",
+            None,
+            "tables: feature columns to one-hot encode (default: detected, a non-numeric column with few "
+            "distinct values)",
+            optional=True,
+            when={"source": TABLE_SOURCES},
+        ),
+        Field(
+            "x_key",
+            "str",
+            "x",
+            "numpy: the inputs' key in the .npz (or the .npy file's name)",
+            when={"source": ("numpy",)},
+        ),
+        Field(
+            "y_key",
+            "str",
+            "y",
+            "numpy: the targets' key in the .npz (or the .npy file's name)",
+            when={"source": ("numpy",)},
+        ),
+        Field(
+            "text_field",
+            "str",
+            "text",
+            "text from .jsonl or Parquet: the field or column holding the text",
+            when={"source": TEXT_SOURCES},
+        ),
+        Field(
+            "tokenizer",
+            "str",
+            "byte",
+            "text: byte (256 byte values), bpe (trained on the training split) or the path of a "
+            "tokenizer.json",
+            when={"source": TEXT_SOURCES},
+        ),
+        Field(
+            "vocab_size",
+            "int",
+            4096,
+            "bpe: the vocabulary, and the width the model's head must have",
+            min=258,
+            max=1 << 20,
+            when={"tokenizer": ("bpe",)},
+            label="Vocabulary size",
+        ),
         Field(
             "context",
             "int",
             64,
-            "text: tokens (bytes) per training sample",
+            "text: tokens per training sample",
             min=2,
             max=1 << 16,
-            when={"source": ("text",)},
+            when={"source": TEXT_SOURCES},
         ),
         Field(
             "samples",
@@ -295,6 +463,16 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             min=1,
             max=MAX_BATCH,
             label="Eval batch size",
+        ),
+        Field(
+            "eval_batches",
+            "int",
+            0,
+            "evaluate on this many batches spread over the validation split (0: the whole split); "
+            "like nanoGPT's eval_iters, for large validation splits",
+            min=0,
+            max=MAX_STEPS,
+            label="Eval batches",
         ),
         Field("seed", "int", 0, "seeds weights, shuffling and dropout", min=0, max=MAX_SEED),
         Field("deterministic", "bool", False, "use deterministic kernels (slower)"),
@@ -1003,6 +1181,12 @@ def _path(base: Path, text: str, where: str) -> Path:
 
 
 def _check_data(data: dict, base: Path, problems) -> None:
+    """Paths made absolute (data.path, a tokenizer file) and the data fields that are objects
+    or names checked: augment, categorical, encoding."""
+    import codecs
+
+    from engine.data.augment import check_augment
+
     source = data.get("source")
     if source in FILE_SOURCES:
         if not data.get("path"):
@@ -1015,6 +1199,24 @@ def _check_data(data: dict, base: Path, problems) -> None:
     elif data.get("path"):
         problems.append(
             ("data.path", f"is only used by file sources ({', '.join(sorted(FILE_SOURCES))}), not {source!r}")
+        )
+    tokenizer = data.get("tokenizer")
+    if isinstance(tokenizer, str) and tokenizer not in ("byte", "bpe"):
+        try:
+            data["tokenizer"] = str(_path(base, tokenizer, "data.tokenizer"))
+        except SpecError as err:
+            problems.extend(err.problems)
+    data["augment"] = check_augment(data.get("augment"), problems)
+    categorical = data.get("categorical")
+    if categorical is not None and not (
+        isinstance(categorical, list) and all(isinstance(c, str) for c in categorical)
+    ):
+        problems.append(("data.categorical", f"must be a list of column names, got {shown(categorical)}"))
+    try:
+        codecs.lookup(data.get("encoding") or "utf-8")
+    except (LookupError, TypeError, ValueError):
+        problems.append(
+            ("data.encoding", f"is not a text encoding Python knows, got {shown(data.get('encoding'))}")
         )
 
 

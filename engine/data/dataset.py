@@ -1,16 +1,15 @@
-"""The data set as the engine holds it (`Dataset`: numpy arrays, split and scaled) and as the
-preflight describes it without loading (`DataInfo`), with the splitting and scaling every
+"""The data set held whole (`Dataset`: numpy arrays, split and scaled) and as the preflight
+describes any data set without loading it (`DataInfo`), with the splitting and scaling every
 loader shares."""
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from engine.errors import DataError
-
-VOCAB = 256  # byte-level text
 
 
 @dataclass
@@ -24,7 +23,7 @@ class DataInfo:
     output_size: int  # classes, regression targets or vocabulary
     train_samples: int
     val_samples: int
-    nbytes: int  # x and y of both splits, as the loader holds them
+    nbytes: int  # what the run holds in memory (on the device when held whole); 0 when streamed
     classes: list[str] = field(default_factory=list)
     description: str = ""
 
@@ -43,6 +42,7 @@ class Dataset:
     y_val: np.ndarray
     classes: list[str] = field(default_factory=list)  # class names, for classification
     description: str = ""
+    normalization: dict | None = None  # images: the per-channel mean and std applied
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -57,8 +57,6 @@ class Dataset:
         """Width the model's last axis must have: classes, regression targets or vocabulary."""
         if self.objective == "classification":
             return len(self.classes)
-        if self.objective == "language_model":
-            return VOCAB
         return self.y_train.shape[-1]
 
     @property
@@ -80,6 +78,11 @@ class Dataset:
             self.description,
         )
 
+    def saved(self) -> dict:
+        """What a checkpoint keeps besides the weights for using the model later (images: the
+        normalization applied to the inputs)."""
+        return {"normalization": self.normalization} if self.normalization else {}
+
     def summary(self) -> dict:
         return {
             "dataset": self.name,
@@ -88,11 +91,13 @@ class Dataset:
             "val_samples": len(self.x_val),
             "input_shape": list(self.input_shape),
             "output_size": self.output_size,
+            **({"normalization": self.normalization} if self.normalization else {}),
         }
 
 
-def as_info(data: Dataset | DataInfo) -> DataInfo:
-    return data.info() if isinstance(data, Dataset) else data
+def as_info(data) -> DataInfo:
+    """The DataInfo of any data set the loaders give (or of a DataInfo itself)."""
+    return data if isinstance(data, DataInfo) else data.info()
 
 
 def check_objective(source: str, found: str, asked: str) -> None:
@@ -146,3 +151,16 @@ def classification_set(name, x, y, classes, data, description="", scale=True) ->
     return Dataset(
         name, "classification", xt, y[tr].astype(np.int64), xv, y[va].astype(np.int64), classes, description
     )
+
+
+OPTIONAL = {"pyarrow": "pyarrow", "tokenizers": "tokenizers"}  # module → the package pip installs
+
+
+def require(module: str, what: str):
+    """An optional package's module, or a DataError saying how to install it (the `data`
+    extra: `pip install trainbench[data]`)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        package = OPTIONAL[module.split(".")[0]]
+        raise DataError(f"{what} need the {package} package: pip install {package}") from None

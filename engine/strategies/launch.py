@@ -19,6 +19,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from engine.data import loader_workers
 from engine.events import EventStream
 from engine.processes import command_line, join_commands
 from engine.runner import THREADS_ENV, Claim, CpuShare, claim_run
@@ -119,7 +120,9 @@ def launch_run(
     claim = claim_run(store, spec, resume_run, parent_id, resolved)
     run_id, spec = claim.run_id, claim.spec
     events.run_id = run_id
-    threads = CpuShare.of(spec["hardware"], plan.nproc_per_node).choose(store.live_runs_here())
+    threads = CpuShare.of(spec["hardware"], plan.nproc_per_node, loader_workers(spec["data"])).choose(
+        store.live_runs_here()
+    )
 
     hardware = spec["hardware"]
     rdzv_id = rendezvous_id(hardware, run_id)
@@ -242,7 +245,9 @@ def join_run(spec: dict, plan: WorldPlan, spec_file: str, sets: list[str], echo:
     argv = command_line("worker", "--spec", spec_file, "--node-rank", str(hw["node_rank"]))
     argv += [x for s in sets for x in ("--set", s)]
     config = launch_config(plan, hw, hw["rdzv_id"], hosting=False)
-    threads = CpuShare.of(hw, plan.nproc_per_node).choose(live_runs=1)  # no store here to count
+    threads = CpuShare.of(hw, plan.nproc_per_node, loader_workers(spec["data"])).choose(
+        live_runs=1
+    )  # no store
     if echo:
         print(
             f"joining {hw['rdzv_endpoint']} (rendezvous {hw['rdzv_id']}) as node {hw['node_rank']} "

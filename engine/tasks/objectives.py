@@ -1,5 +1,6 @@
-"""What the model is trained for: the loss, the validation metrics, and whether a model's
-input and output fit the data at all (checked before any training starts)."""
+"""What the model is trained for: the loss and the validation metrics. A language model's
+head is as wide as its tokenizer's vocabulary (`DataInfo.output_size`: 256 bytes, the BPE
+`data.vocab_size`, or a tokenizer.json's size), which the preflight checks before training."""
 
 from __future__ import annotations
 
@@ -24,12 +25,18 @@ class Objective:
     def evaluate(
         self, model, x: torch.Tensor, y: torch.Tensor, batch_size: int, autocast
     ) -> dict[str, float]:
-        """Mean loss over the whole validation split, plus accuracy / perplexity / RMSE."""
+        """Mean loss over the whole of (x, y), plus accuracy / perplexity / RMSE."""
+        batches = ((x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size))
+        return self.evaluate_batches(model, batches, autocast)
+
+    @torch.no_grad()
+    def evaluate_batches(self, model, batches, autocast) -> dict[str, float]:
+        """Mean loss over the validation batches a batch source gives (the whole split or
+        `train.eval_batches` of it), plus accuracy / perplexity / RMSE."""
         was_training = model.training
         model.eval()
         total, correct, count = 0.0, 0, 0
-        for i in range(0, len(x), batch_size):
-            xb, yb = x[i : i + batch_size], y[i : i + batch_size]
+        for xb, yb in batches:
             with autocast():
                 out = model(xb)
             total += self.loss(out, yb).item() * len(xb)

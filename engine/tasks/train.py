@@ -15,7 +15,7 @@ import torch
 from engine import freeze, weights
 from engine.compiler import Compiler
 from engine.control import Control
-from engine.data import Dataset, load_dataset
+from engine.data import as_info, load_dataset
 from engine.errors import Diverged
 from engine.graph.build import GraphModule
 from engine.graph.model import Graph
@@ -26,7 +26,7 @@ from engine.perf import Utilization
 from engine.preflight import check_model_fits
 from engine.seed import capture_rng, restore_rng, seed_everything
 from engine.strategies import make_strategy
-from engine.tasks.batches import BatchPlan
+from engine.tasks.batches import make_batches
 from engine.tasks.context import TaskContext
 from engine.tasks.objectives import Objective
 
@@ -37,7 +37,7 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor
 def run(ctx: TaskContext) -> dict:
     spec = ctx.spec
     seed_everything(spec["train"]["seed"], spec["train"]["deterministic"])
-    data = load_dataset(spec["data"], spec["task"]["objective"])
+    data = load_dataset(spec["data"], spec["task"]["objective"], log=ctx.log)
     analysis = validate(Graph.from_dict(spec["model"]))
     check_model_fits(analysis, data)
     model = GraphModule(analysis)
@@ -50,7 +50,7 @@ def run(ctx: TaskContext) -> dict:
 def fit(
     ctx: TaskContext,
     model: torch.nn.Module,
-    data: Dataset,
+    data,
     analysis: Analysis,
     loss_fn: LossFn | None = None,
     graph: dict | None = None,
@@ -58,7 +58,7 @@ def fit(
 ) -> dict:
     """Train `model` as the spec says; returns the summary (steps, final validation metrics).
 
-    `graph` goes into every checkpoint (default: the spec's model): a pruned model or a student
+    `data` is any data set `load_dataset` gives. `graph` goes into every checkpoint (default: the spec's model): a pruned model or a student
     passes its own, so its checkpoints rebuild it. `aux` is a loss's own trainable part, not the
     model's (distillation's feature projection); see `AuxTrainer`.
     """
@@ -74,21 +74,10 @@ def fit(
     strategy = make_strategy(spec)
     device = strategy.device
     model = strategy.setup(model, Compiler(train["compile"], ctx.log))
-    x_train, y_train = (
-        torch.as_tensor(data.x_train, device=device),
-        torch.as_tensor(data.y_train, device=device),
-    )
-    x_val, y_val = torch.as_tensor(data.x_val, device=device), torch.as_tensor(data.y_val, device=device)
 
-    # --- the batch plan fixes which samples every step sees, so resume and DDP are exact
-    plan = BatchPlan(
-        len(x_train),
-        train["batch_size"],
-        train["grad_accum"],
-        train["seed"],
-        strategy.world_size,
-        strategy.rank,
-    )
+    # --- the batches: every step's samples follow from (seed, step), so resume and DDP are exact
+    batches = make_batches(data, spec, strategy, ctx.log)
+    plan = batches.plan
     total_steps = train["max_steps"] or train["epochs"] * plan.steps_per_epoch
     eval_every = train["eval_every"] or plan.steps_per_epoch
     ckpt_every = spec["checkpoint"]["every"] or plan.steps_per_epoch
@@ -125,13 +114,12 @@ def fit(
             "epoch": step / plan.steps_per_epoch,
             "elapsed_s": elapsed(),
             "graph": graph,
+            "data": data.saved(),  # what using the model later needs: a tokenizer, a normalization
             **({"aux": aux.state_dict()} if aux is not None else {}),
         }
 
-    def evaluate() -> dict:  # every rank, the whole validation split
-        metrics = objective.evaluate(
-            model, x_val, y_val, train["eval_batch_size"], strategy.precision.autocast
-        )
+    def evaluate() -> dict:  # every rank, the same validation batches
+        metrics = objective.evaluate_batches(model, batches.validation(), strategy.precision.autocast)
         ctx.log_metrics(step, metrics)
         return metrics
 
@@ -172,9 +160,9 @@ def fit(
     )
     total_steps = control.total
 
-    tokens = data.tokens_per_sample
+    tokens, info = data.tokens_per_sample, as_info(data)
     ctx.log(
-        f"{data.name}: {len(x_train)} train / {len(x_val)} val samples; model {analysis.total_params:,} parameters"
+        f"{data.name}: {info.train_samples} train / {info.val_samples} val samples; model {analysis.total_params:,} parameters"
         + (f" ({frozen:,} frozen, {trainable:,} trained)" if frozen else "")
         + ", "
         f"{analysis.total_flops:,} FLOPs/sample; {strategy.describe()}; global batch {plan.global_batch} "
@@ -220,10 +208,9 @@ def fit(
 
     while step < total_steps and not stopping:
         # --- forward and backward over the micro-batches of one optimizer step
-        micro = plan.micro_batches(step)
+        micro = batches.micro_batches(step)
         step_loss, step_parts = 0.0, {}
-        for i, idx in enumerate(micro):
-            xb, yb = x_train[idx], y_train[idx]
+        for i, (xb, yb) in enumerate(micro):
             with (
                 strategy.no_sync(model, sync=i == len(micro) - 1),
                 strategy.precision.autocast(),
@@ -254,7 +241,7 @@ def fit(
         # --- log: every step's loss (averaged over ranks), read back in small groups
         step_parts = {k: strategy.reduce_mean(v) for k, v in step_parts.items()}
         pending.append((step, strategy.reduce_mean(step_loss), lr, step_parts))
-        if len(pending) >= sync_every or step == total_steps:
+        if step % sync_every == 0 or step == total_steps:  # by step: a checkpoint may have flushed some
             _flush_losses(ctx, pending, step / plan.steps_per_epoch, grad_norm)
             pending.clear()
             stopping = strategy.any_rank(ctx.stop_requested)
@@ -284,6 +271,7 @@ def fit(
         ctx.request_stop()  # a stop asked on another rank stops this one too
     flush()
     last_eval = evaluate()
+    batches.close()
     ctx.save_checkpoint(snapshot(), step, "final" if step == total_steps else "stop")
     ctx.progress(step, total_steps, step / plan.steps_per_epoch, elapsed(), pace())
     strategy.teardown()

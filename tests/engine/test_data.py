@@ -68,7 +68,7 @@ def test_csv_numeric_target_becomes_regression(tmp_path):
         ("a,b,c\n", "has a header but no data rows"),
         ("a,b,c\n1,2,3\n4,5\n", "line 3 has 2 fields, the header has 3"),
         ("a,b,c\n1,x,0\n2,3,1\n", "line 2: column 'b' is not numeric ('x')"),
-        ("a,b,c\n1,,0\n2,3,1\n", "line 2: column 'b' is missing a value"),
+        ("a,b,c\n1,,0\n2,3,1\n", "missing values in 1 row: column 'b' on line 2; set data.missing"),
     ],
 )
 def test_csv_errors_name_file_line_and_column(tmp_path, content, message):
@@ -94,13 +94,16 @@ def test_image_folder_and_an_undecodable_image(tmp_path):
             Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(
                 tmp_path / cls / f"{i}.png"
             )
-    ds = load_dataset(data(source="images", path=str(tmp_path), image_size=[16, 16]))
+    ds = load_dataset(data(source="images", path=str(tmp_path), image_size=[16, 16], normalize=False))
     assert (
         ds.input_shape == (3, 16, 16)
         and ds.classes == ["circle", "square"]
         and len(ds.x_train) + len(ds.x_val) == 12
     )
     assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
+    normalized = load_dataset(data(source="images", path=str(tmp_path), image_size=[16, 16]))
+    assert abs(float(normalized.x_train.mean())) < 0.2  # the training split's own statistics
+    assert len(normalized.summary()["normalization"]["mean"]) == 3
     (tmp_path / "square" / "broken.png").write_bytes(b"not an image")
     with pytest.raises(DataError, match="broken.png: cannot decode image"):
         load_dataset(data(source="images", path=str(tmp_path)))
