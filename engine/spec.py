@@ -691,8 +691,8 @@ def check_sweep(sweep, problems: list[tuple[str, str]]) -> dict:
         if checked is not None:
             out["params"][path] = checked
     if out["sampler"] == "grid":
-        for path, dist in params.items():
-            if isinstance(dist, dict) and next(iter(dist), None) not in ("grid", "choice"):
+        for path, dist in out["params"].items():
+            if next(iter(dist)) not in ("grid", "choice"):
                 problems.append((join("sweep.params", path), "the grid sampler needs a grid or choice list"))
     return out
 

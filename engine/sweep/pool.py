@@ -9,10 +9,10 @@ cores took 47.5 s with every run on every core and 8.4 s with one thread each.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from engine.memory import device_plan
-from engine.runner import cpu_cores
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def plan_slots(
 ) -> tuple[list[Slot], str]:
     """The slots for the sweep of `spec`, and one line saying how the machine is shared.
     `cores` and `gpus` default to this machine's (GPUs told without importing torch)."""
-    cores = cores or cpu_cores()
+    cores = cores or _cores()
     hw = spec["hardware"]
     if gpus is None:
         # One process per GPU on one machine: the plan then counts the selected or visible GPUs.
@@ -56,3 +56,12 @@ def plan_slots(
     if len(slots) < parallel:
         note += f" (sweep.parallel is {parallel}: more than the GPUs × sweep.per_gpu)"
     return slots, note
+
+
+def _cores() -> int:
+    """The cores this process may use, as `engine.runner.cpu_cores` counts them, without
+    importing the runner (and with it torch): the sweep process never trains."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1

@@ -43,8 +43,10 @@ def budget(sweep: dict) -> int:
     return sweep["trials"] or DEFAULT_TRIALS
 
 
-def make_sampler(sweep: dict) -> optuna.samplers.BaseSampler:
-    seed = sweep["seed"]
+def make_sampler(sweep: dict, already: int = 0) -> optuna.samplers.BaseSampler:
+    """The sweep's sampler; `already`: trials the study has (a resumed sweep's sampler goes on
+    from a seed of its own, since sweep.seed would propose the first trials' values again)."""
+    seed = (sweep["seed"] + already) % 2**32
     if sweep["sampler"] == "grid":
         space = {path: next(iter(d.values())) for path, d in sweep["params"].items()}
         return optuna.samplers.GridSampler(space, seed=seed)

@@ -54,11 +54,13 @@ def open_study(folder: Path, sweep: dict) -> optuna.Study:
     path = folder / STUDY_FILE
     repair(path)
     backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
-    return optuna.create_study(
+    study = optuna.create_study(
         storage=JournalStorage(backend),
         study_name=STUDY_NAME,
         direction=sweep["objective"]["direction"],
-        sampler=make_sampler(sweep),
+        sampler=optuna.samplers.RandomSampler(),  # replaced below, once the trials are counted
         pruner=make_pruner(sweep),
         load_if_exists=True,
     )
+    study.sampler = make_sampler(sweep, already=len(study.get_trials(deepcopy=False)))
+    return study
