@@ -568,10 +568,13 @@ class RunStore:
 
     @_guarded
     def live_runs_here(self) -> int:
-        """Runs running on this host in a live process (the CPU's cores are shared among them)."""
+        """Runs running on this host in a live process (the CPU's cores are shared among them);
+        a sweep's own process trains nothing, so only its trials count."""
         now = time.time()
         rows = self.conn.execute(
-            "SELECT pid, host, proc_start, heartbeat_at FROM runs WHERE status='running' AND host=?", (HOST,)
+            "SELECT pid, host, proc_start, heartbeat_at FROM runs"
+            " WHERE status='running' AND host=? AND kind != 'sweep'",
+            (HOST,),
         )
         return sum(run_alive(*row, now=now) for row in rows)
 
