@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 
 from app import theme
 from app.fields import ChoiceEditor, FieldEditor, PathEditor, RunPicker, field_tooltip, make_editor
+from app.fields.ranges import RangeBinder
 from app.runs.background import LatestJob
 from app.runs.data_preview import DataPreview, resolve_data_paths
 from app.runs.hardware import DeviceDetector, DeviceList, describe_fit, estimate_fit, join_command
@@ -200,6 +201,7 @@ class Card(QFrame):
 class RunForm(QWidget):
     start_requested = Signal(dict)  # the normalised spec
     queue_requested = Signal(dict)
+    sweep_requested = Signal(dict)  # the normalised spec, with its sweep section
 
     def __init__(
         self,
@@ -221,6 +223,7 @@ class RunForm(QWidget):
         self.detector = DeviceDetector.shared()
         self._memory_job = LatestJob(self.pool, self)
         self._memory_job.finished.connect(self._show_fit)
+        self.ranges = RangeBinder(model, self)  # each field's ⇆ toggle: a range for a sweep
 
         self._build_header()
         self.tabs = QTabWidget(objectName="formTabs", documentMode=True)
@@ -261,6 +264,9 @@ class RunForm(QWidget):
         self.start_button = QPushButton("Start run", objectName="startButton")
         self.start_button.setToolTip("Start the run in the background (Ctrl+Return)")
         self.start_button.setShortcut("Ctrl+Return")
+        self.sweep_button = QPushButton("Sweep", objectName="sweepButton")
+        self.sweep_button.setToolTip("Run a sweep over the fields switched to ranges (⇆ beside a field)")
+        self.sweep_button.clicked.connect(lambda: self._submit(self.sweep_requested))
         self.load_button.clicked.connect(self.load_spec)
         self.save_button.clicked.connect(self.save_spec)
         self.start_button.clicked.connect(lambda: self._submit(self.start_requested))
@@ -272,6 +278,7 @@ class RunForm(QWidget):
             top.addWidget(b)
         top.addSpacing(12)
         top.addWidget(self.queue_button)
+        top.addWidget(self.sweep_button)
         top.addWidget(self.start_button)
         # the state on a line of its own, so the first problem has the page's width to be read
         state = QHBoxLayout()
@@ -312,6 +319,7 @@ class RunForm(QWidget):
         for name in SECTIONS:
             if name not in placed:
                 column.addWidget(self._build_card(section_title(name), (name,), None))
+        column.addWidget(self._build_sweep_card())
         column.addStretch(1)
 
         scroll = QScrollArea(objectName="formScroll")
@@ -359,6 +367,23 @@ class RunForm(QWidget):
             card.body.addStretch(1)
         return card
 
+    def _build_sweep_card(self) -> Card:
+        """The sweep's own fields, shown once a field is switched to a range."""
+        card = self.sweep_card = self.cards["sweep"] = Card("Sweep")
+        grid = card.add_grid()
+        for path, f in self.ranges.sweep_fields():
+            editor = make_editor(f, section=path.rpartition(".")[0])
+            editor.widget.setObjectName(f"field:{path}")
+            label = QLabel(f.title, objectName="fieldLabel")
+            label.setToolTip(f"{path}\n{field_tooltip(f, path.rpartition('.')[0])}")
+            r = grid.rowCount()
+            grid.addWidget(label, r, 0, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+            grid.addWidget(editor, r, 1)
+            self.ranges.bind_sweep_field(path, f, editor)
+        card.body.addStretch(1)
+        card.hide()
+        return card
+
     def _add_row(self, grid: QGridLayout, section: str, f: Field) -> _Row:
         path = f"{section}.{f.name}" if section else f.name
         editor = make_editor(f, section=section)
@@ -371,6 +396,7 @@ class RunForm(QWidget):
         r = grid.rowCount()
         grid.addWidget(label, r, 0, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         grid.addWidget(editor, r, 1)
+        self.ranges.attach(grid, r, path, f, editor)
         editor.typed.connect(lambda raw: self.model.edit(path, raw))
         editor.focused.connect(lambda: self._show_hint(path))
         row = _Row(section, f, label, editor)
@@ -547,6 +573,7 @@ class RunForm(QWidget):
         devices = [f"hardware.{name}" for name in DEVICE_FIELDS]
         self.devices.show_problems([m for p in devices for m in by_field.get(p, [])])
         shown.update(devices)
+        shown.update(self.ranges.show_problems(problems))
         model_msgs = [
             f"{p}: {m}" if p != "model" else m
             for p, ms in problems.items()
@@ -577,6 +604,8 @@ class RunForm(QWidget):
         valid = self.model.valid
         self.start_button.setEnabled(valid)
         self.queue_button.setEnabled(valid)
+        self.sweep_button.setEnabled(valid and self.ranges.sweeping)
+        self.sweep_card.setVisible(self.ranges.sweeping)
         lines = [f"{p}: {m}" if p else m for p, ms in problems.items() for m in ms]
         if valid:
             self.status.setText("✔ Ready to start")
