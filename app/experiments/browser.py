@@ -61,12 +61,14 @@ class RunBrowser(QWidget):
         self.search.setClearButtonEnabled(True)
         self.search.addAction(icons.icon("search"), QLineEdit.ActionPosition.LeadingPosition)
         self.status_box = self._combo("Any status", STATUSES)
-        self.kind_box = self._combo("Any kind", ("train", "prune", "distill"))
+        self.kind_box = self._combo("Any kind", ("train", "prune", "distill", "sweep"))
         self.tag_box = self._combo("Any tag", ())
         self.starred = QToolButton(text="★ Starred", checkable=True, objectName="starredFilter")
         self.starred.setToolTip("Show starred runs only")
         self.tree_toggle = QToolButton(text="Lineage tree", checkable=True, objectName="treeToggle")
-        self.tree_toggle.setToolTip("Show runs under the run they were pruned or distilled from")
+        self.tree_toggle.setToolTip(
+            "Show runs under the run they were pruned or distilled from, and trials under their sweep"
+        )
         self.count = QLabel(objectName="subtle")
         self._filter_timer = QTimer(self, singleShot=True, interval=120)  # typing settles first
         self._filter_timer.timeout.connect(self.apply_filter)

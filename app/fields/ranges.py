@@ -52,9 +52,18 @@ def starting_range(field: Field, value) -> dict:
     return {"choice": [value] if value is not None else []}
 
 
+# Not offered a range: what a run is (its kind) and how its machines meet.
+NOT_SWEPT = frozenset({"task.kind", "hardware.rdzv_id"})
+
+
 def can_range(path: str, field: Field) -> bool:
     """Whether a field of the run form may be swept: a single value, not placed by the pool."""
-    return field.kind in EDITABLE_KINDS and not field.traits and path not in PLACED_BY_SWEEP
+    return (
+        field.kind in EDITABLE_KINDS
+        and not field.traits
+        and path not in PLACED_BY_SWEEP
+        and path not in NOT_SWEPT
+    )
 
 
 class RangeEditor(QWidget):
@@ -130,6 +139,12 @@ class RangeEditor(QWidget):
     def value(self) -> dict | None:
         """The range as the section holds it; None while something typed is no value. Bounds
         and values are checked with the field's own rules and the messages shown here."""
+        draft, messages = self.draft()
+        return None if messages else draft
+
+    def draft(self) -> tuple[dict, list[str]]:
+        """The range as typed (text that is no value kept as typed, for the engine to name)
+        and the messages about it, shown here: a bound's under its editor, the rest below."""
         name, messages = self.distribution, []
         if name in LISTS:
             items = [p.strip() for p in str(self._raw["values"]).split(",") if p.strip()]
@@ -144,31 +159,33 @@ class RangeEditor(QWidget):
                 out.append(value)
             if not items:
                 messages.append("list one value or more, separated by commas")
-            self._show(messages, [])
-            return None if messages else {name: out}
-        bounds = []
+            self._show(messages, bounds_ok=True)
+            return {name: out}, messages
+        bounds, bad = [], False
         for key, editor in (("low", self.low), ("high", self.high)):
             value = parse(self.field, self._raw[key])
             if value is UNSET:
-                err = "a bound is needed"
+                value, err = None, "a bound is needed"
             elif isinstance(value, Problem):
-                err = value.message
+                value, err = value.value, value.message
             else:
                 value, err = self.field.check(value)
             editor.show_problems([f"{self.field.name} {err}"] if err else [])
-            bounds.append(None if err else value)
-        if None in bounds:
-            return None
+            bad = bad or bool(err)
+            bounds.append(value)
+        if bad:
+            self.show_problems([])
+            return {name: bounds}, ["a bound is no value"]
         low, high = bounds
         if not low < high:
             messages.append("the low bound must be below the high one")
         elif name == "log_uniform" and low <= 0:
             messages.append("a log-uniform range needs a low bound > 0")
-        self._show(messages, [self.low, self.high])
-        return None if messages else {name: [low, high]}
+        self._show(messages, bounds_ok=False)
+        return {name: bounds}, messages
 
-    def _show(self, messages: list[str], clear: list[FieldEditor]) -> None:
-        if not clear:
+    def _show(self, messages: list[str], bounds_ok: bool) -> None:
+        if bounds_ok:  # a list: the bound editors are hidden and say nothing
             self.low.show_problems([])
             self.high.show_problems([])
         self.show_problems(messages)
@@ -182,7 +199,7 @@ class RangeEditor(QWidget):
     def _changed(self, **raw) -> None:
         self._raw.update(raw)
         self._arrange()
-        self.typed.emit(self.value())
+        self.typed.emit(self.draft()[0])
 
 
 class RangeBinder(QObject):
@@ -196,13 +213,17 @@ class RangeBinder(QObject):
         self.ranges: dict[str, RangeEditor] = {}
         self.toggles: dict[str, QToolButton] = {}
         self.fixed: dict[str, FieldEditor] = {}
+        self.labels: dict[str, QWidget] = {}
         self.sweep_editors: dict[str, tuple[Field, FieldEditor]] = {}
         model.changed.connect(self._show_document)
 
     # ------------------------------------------------------------ the rows
 
-    def attach(self, grid: QGridLayout, row: int, path: str, field: Field, editor: FieldEditor) -> None:
-        """Give the row `row` of `grid` (the field's editor in column 1) a range toggle."""
+    def attach(
+        self, grid: QGridLayout, row: int, path: str, field: Field, editor: FieldEditor, label: QWidget
+    ) -> None:
+        """Give the row `row` of `grid` (the field's editor in column 1) a range toggle. The
+        row is shown or hidden by its owner through `label`; `follow_rows` follows it."""
         if not can_range(path, field):
             return
         section = path.rpartition(".")[0]
@@ -216,6 +237,7 @@ class RangeBinder(QObject):
         grid.addWidget(ranged, row, 1)
         grid.addWidget(toggle, row, 2, Qt.AlignmentFlag.AlignTop)
         self.ranges[path], self.toggles[path], self.fixed[path] = ranged, toggle, editor
+        self.labels[path] = label
         toggle.toggled.connect(lambda on: self.set_ranged(path, on))
         ranged.typed.connect(lambda value: self._write(path, value))
 
@@ -227,16 +249,25 @@ class RangeBinder(QObject):
         ranged = self.ranges[path]
         if on and path not in self.params():
             ranged.show_range(starting_range(ranged.field, self.model.value(path)))
-            ranged.typed.emit(ranged.value())
+            ranged.typed.emit(ranged.draft()[0])
             return
         if not on:
             self._write(path, None, remove=True)
         self._arrange(path)
 
     def _arrange(self, path: str) -> None:
+        shown = not self.labels[path].isHidden()
         on = path in self.params() or self.toggles[path].isChecked()
-        self.fixed[path].setVisible(not on)
-        self.ranges[path].setVisible(on)
+        for widget, visible in ((self.fixed[path], shown and not on), (self.ranges[path], shown and on)):
+            if widget.isHidden() == visible:
+                widget.setVisible(visible)
+        if self.toggles[path].isHidden() == shown:
+            self.toggles[path].setVisible(shown)
+
+    def follow_rows(self) -> None:
+        """After the owner showed or hid rows: each row shows its value or its range."""
+        for path in self.ranges:
+            self._arrange(path)
 
     def params(self) -> dict:
         sweep = self.model.doc.get("sweep")
@@ -244,6 +275,7 @@ class RangeBinder(QObject):
         return params if isinstance(params, dict) else {}
 
     def _write(self, path: str, value: dict | None, remove: bool = False) -> None:
+        """Put a range (as typed: the engine names what is wrong with it) into the document."""
         doc = self.model.doc
         if remove:
             self.params().pop(path, None)
@@ -251,8 +283,7 @@ class RangeBinder(QObject):
                 del doc["sweep"]  # no range left: a plain run again
         else:
             sweep = doc.setdefault("sweep", {"objective": dict(DEFAULT_OBJECTIVE)})
-            # A range still being typed keeps its place, so the engine names it until it is one.
-            sweep.setdefault("params", {})[path] = copy.deepcopy(value) if value is not None else {}
+            sweep.setdefault("params", {})[path] = copy.deepcopy(value)
         self.model.changed.emit("sweep")
         self.model.validate()
         self.changed.emit()
@@ -270,7 +301,6 @@ class RangeBinder(QObject):
             toggle.blockSignals(False)
             if on and path == "":
                 ranged.show_range(params[p])
-            self._arrange(p)
         for key, (field, editor) in self.sweep_editors.items():
             node = self._sweep_node(key)
             name = key.rpartition(".")[2]
@@ -323,10 +353,10 @@ class RangeBinder(QObject):
         for path, ranged in self.ranges.items():
             prefix = f"sweep.params.{path}"
             mine = [(p, ms) for p, ms in problems.items() if p == prefix or p.startswith(prefix + ".")]
-            if mine:
+            # The editor's own messages (said as the field says them) come first; the engine's
+            # stand in once what was typed is a range.
+            if path in self.params() and ranged.value() is not None:
                 ranged.show_problems([m for _, ms in mine for m in ms])
-            elif ranged.isVisible() and ranged.value() is not None:
-                ranged.show_problems([])
             shown.update(p for p, _ in mine)
         for path, (_field, editor) in self.sweep_editors.items():
             editor.show_problems(problems.get(path, []))

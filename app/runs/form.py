@@ -374,7 +374,8 @@ class RunForm(QWidget):
         for path, f in self.ranges.sweep_fields():
             editor = make_editor(f, section=path.rpartition(".")[0])
             editor.widget.setObjectName(f"field:{path}")
-            label = QLabel(f.title, objectName="fieldLabel")
+            title = f"Objective {f.title.lower()}" if path.startswith("sweep.objective.") else f.title
+            label = QLabel(title, objectName="fieldLabel")
             label.setToolTip(f"{path}\n{field_tooltip(f, path.rpartition('.')[0])}")
             r = grid.rowCount()
             grid.addWidget(label, r, 0, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
@@ -396,7 +397,7 @@ class RunForm(QWidget):
         r = grid.rowCount()
         grid.addWidget(label, r, 0, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         grid.addWidget(editor, r, 1)
-        self.ranges.attach(grid, r, path, f, editor)
+        self.ranges.attach(grid, r, path, f, editor, label)
         editor.typed.connect(lambda raw: self.model.edit(path, raw))
         editor.focused.connect(lambda: self._show_hint(path))
         row = _Row(section, f, label, editor)
@@ -557,6 +558,7 @@ class RunForm(QWidget):
                 applies = row.field.applies(self.model.value, row.section)
             changed = self.model.is_set(row.path) and self.model.value(row.path) != row.field.default
             row.set_visible(applies or changed or row.path in problem_fields)
+        self.ranges.follow_rows()
         self.model_radios["parent"].setVisible(derived)
         self.model_radios["inline"].setVisible(self.model.model_source == "inline" or "model" in problems)
 
