@@ -262,14 +262,73 @@ def bench_parallel(trials: int) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def bench_view(trials: int) -> None:
+    import numpy as np
+
+    from engine.spec import load_spec
+    from engine.store import RunStore
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-sweep-view-"))
+    spec_path = _sweep_spec(folder, trials, 2, None)
+    spec = load_spec(spec_path)
+    store = RunStore(folder / "runs.db")
+    sweep_id = store.create_run(spec, kind="sweep")
+    owner = store.start_run(sweep_id)
+    base = {k: v for k, v in spec.items() if k != "sweep"}
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    for n in range(trials):
+        lr, batch = float(10 ** rng.uniform(-4, -2)), int(rng.choice([32, 64]))
+        run_spec = {**base, "name": f"{base['name']} #{n}", "optim": {**base["optim"], "lr": lr}}
+        run_spec["train"] = {**base["train"], "batch_size": batch}
+        rid = store.create_run(run_spec, parent_id=sweep_id)
+        pruned = n % 5 == 4
+        steps = np.arange(1, 3 if pruned else 5) * 45
+        acc = np.clip(0.99 - abs(np.log10(lr) + 2.5) * 0.2 + rng.normal(0, 0.01, len(steps)), 0, 1)
+        o = store.start_run(rid)
+        store.add_metrics(rid, {"val/accuracy": (steps, acc, np.full(len(steps), time.time()))}, o)
+        store.finish_run(
+            rid, "stopped" if pruned else "completed", {"steps": int(steps[-1]), "total_steps": 180}, None, o
+        )
+        notes = {"trial": n, "trial_state": "pruned" if pruned else "complete", "objective": float(acc[-1])}
+        store.update_summary(rid, **notes, **({"pruned_step": int(steps[-1])} if pruned else {}))
+    store.finish_run(sweep_id, "completed", {"trials": trials}, None, owner)
+    store.close()
+    print(f"stored {trials} trials in {time.perf_counter() - t0:.1f} s")
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    from app.sweeps.view import TABS, SweepView
+
+    app = QApplication.instance() or QApplication([])
+    t0 = time.perf_counter()
+    view = SweepView(folder / "runs.db", sweep_id)
+    view.resize(1200, 800)
+    view.show()
+    app.processEvents()
+    view.grab()  # the first paint, table and best-so-far curve included
+    print(f"sweep view with {trials} trials: open to first paint {1000 * (time.perf_counter() - t0):.0f} ms")
+    for i, name in enumerate(TABS[1:], start=1):
+        t0 = time.perf_counter()
+        view.tabs.setCurrentIndex(i)
+        app.processEvents()
+        view.grab()
+        print(f"  tab {name!r}: first draw {1000 * (time.perf_counter() - t0):.0f} ms")
+    view.close()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=("storage", "overhead", "parallel"))
+    p.add_argument("what", choices=("storage", "overhead", "parallel", "view"))
     p.add_argument("--kills", type=int, default=10)
     p.add_argument("--trials", type=int, default=None)
     args = p.parse_args()
     if args.what == "storage":
         bench_storage(args.kills)
+    elif args.what == "view":
+        bench_view(args.trials or 2000)
     elif args.what == "overhead":
         bench_overhead(args.trials or 16)
     else:
