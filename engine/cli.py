@@ -331,6 +331,11 @@ def cmd_sweep(args) -> int:
     store = _store(args)
     table = None if args.quiet else LiveTable()
     if args.resume is not None:
+        if args.set or args.trials or args.parallel:
+            raise SpecError.at(
+                "",
+                "--resume continues a sweep as it was started; --trials, --parallel and --set start a new one",
+            )
         sweep_id, status = resume_sweep(store, args.resume, table)
     else:
         sets = [*args.set, *(f"sweep.{k}={v}" for k in ("trials", "parallel") if (v := getattr(args, k)))]

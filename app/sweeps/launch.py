@@ -50,12 +50,20 @@ class SweepWindow(QWidget):
     def start(self, spec: dict) -> None:
         path = write_sweep_spec(self.db_path, spec)
         self.setWindowTitle(f"Sweep — {spec.get('name', 'sweep')}")
-        self.process = EngineProcess(
-            command_line("--db", str(self.db_path), "sweep", str(path), "--quiet"), self
-        )
+        self._run("sweep", str(path))
+        self._finder.start()
+
+    def resume(self, sweep_id: int) -> None:
+        """Continue a stopped or crashed sweep in a new engine process."""
+        self._run("sweep", "--resume", str(sweep_id))
+        QTimer.singleShot(FIND_MS * 5, lambda: self.view is not None and self.view.reload())
+
+    def _run(self, *args: str) -> None:
+        if self.process is not None:
+            self.process.release()
+        self.process = EngineProcess(command_line("--db", str(self.db_path), *args, "--quiet"), self)
         self.process.finished.connect(self._on_finished)
         self.process.start()
-        self._finder.start()
 
     def open(self, sweep_id: int) -> None:
         self._show_view(sweep_id)
@@ -77,6 +85,7 @@ class SweepWindow(QWidget):
         self.view = SweepView(self.db_path, sweep_id, self)
         self.view.promote_requested.connect(self.promote_requested)
         self.view.open_run_requested.connect(self.open_run_requested)
+        self.view.resume_requested.connect(self.resume)
         self.message.hide()
         self.layout_.addWidget(self.view, 1)
         self.setWindowTitle(f"Sweep #{sweep_id} — {self.view.results.sweep['name']}")

@@ -13,6 +13,8 @@ once (tests/benchmarks/bench_sweep.py view).
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -37,7 +39,7 @@ from app.plots import MetricPlot
 from app.runs.background import LatestJob
 from app.sweeps.trials import STATE_COLORS, TrialsModel
 from engine import format as fmt
-from engine.store import RunStore
+from engine.store import HOST, RESUMABLE, RunStore
 from engine.sweep.results import SweepResults, importance, load_sweep, promoted_spec
 
 REFRESH_MS = 1000  # while the sweep runs
@@ -60,6 +62,7 @@ class _ParamScatter(TradeoffScatter):
 class SweepView(QWidget):
     promote_requested = Signal(dict)  # the best trial's spec, for the run form
     open_run_requested = Signal(int)  # a trial's run, double-clicked
+    resume_requested = Signal(int)  # the sweep, stopped or crashed
 
     def __init__(self, db_path: str | Path, sweep_id: int, parent: QWidget | None = None):
         super().__init__(parent)
@@ -80,9 +83,21 @@ class SweepView(QWidget):
         self.promote = QPushButton("Promote best", objectName="promoteBest")
         self.promote.setToolTip("Open the best trial's spec in the run form, to train it on its own")
         self.promote.clicked.connect(self._promote)
+        self.stop = QPushButton("Stop", objectName="stopSweep")
+        self.stop.setToolTip(
+            "Stop the sweep and its trials, each with a checkpoint; Resume finishes the budget"
+        )
+        self.stop.clicked.connect(self._stop)
+        self.resume = QPushButton("Resume", objectName="resumeSweep")
+        self.resume.setToolTip(
+            "Continue the sweep until its budget is spent (trials that were running go on)"
+        )
+        self.resume.clicked.connect(lambda: self.resume_requested.emit(self.sweep_id))
         head = QHBoxLayout()
         head.addWidget(self.title)
         head.addStretch(1)
+        head.addWidget(self.stop)
+        head.addWidget(self.resume)
         head.addWidget(self.promote)
 
         self.model = TrialsModel(self)
@@ -148,6 +163,10 @@ class SweepView(QWidget):
             " · ".join(parts) + f"\n{r.section['sampler']} sampler, {r.section['pruner']} pruner; {params}"
         )
         self.promote.setEnabled(best is not None)
+        here = sweep["host"] == HOST and sweep["pid"] is not None
+        self.stop.setVisible(r.live)
+        self.stop.setEnabled(r.live and here)
+        self.resume.setVisible(sweep["status"] in RESUMABLE)
         self.model.set_results(r)
         numbers = [t.number for t in r.trials if t.objective is not None]
         values = [t.objective for t in r.trials if t.objective is not None]
@@ -287,6 +306,16 @@ class SweepView(QWidget):
         label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
 
     # ------------------------------------------------------------ actions
+
+    def _stop(self) -> None:
+        """SIGTERM to the sweep's process: it stops its trials gracefully and records `stopped`."""
+        pid = self.results.sweep["pid"]
+        if pid and self.results.sweep["host"] == HOST:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        self.stop.setEnabled(False)
 
     def _promote(self) -> None:
         spec = promoted_spec(self.store, self.results)

@@ -271,8 +271,12 @@ class Sweep:
         if run["status"] == "running":  # the process died without recording its end
             self.store.reap()
             run = self.store.get_run(active.record.run_id)
-        if active.record.pruned_step is None and run["status"] in ("stopped", "crashed") and self.stopping:
-            active.record.state = "stopped"  # the sweep stops: a resume continues this trial
+        if (
+            active.record.pruned_step is None
+            and run["status"] in ("queued", "stopped", "crashed")
+            and self.stopping
+        ):
+            active.record.state = "stopped"  # the sweep stops: a resume continues (or starts) this trial
             return
         self._settle(active.record, run, exit_code=code)
 

@@ -49,11 +49,19 @@ def make_sampler(sweep: dict, already: int = 0) -> optuna.samplers.BaseSampler:
     seed = (sweep["seed"] + already) % 2**32
     if sweep["sampler"] == "grid":
         space = {path: next(iter(d.values())) for path, d in sweep["params"].items()}
-        return optuna.samplers.GridSampler(space, seed=seed)
+        return _Grid(space, seed=seed)
     if sweep["sampler"] == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     # The constant liar keeps parallel trials from all sampling the same point before any ends.
     return optuna.samplers.TPESampler(seed=seed, constant_liar=sweep["parallel"] > 1)
+
+
+class _Grid(optuna.samplers.GridSampler):
+    """Optuna's grid sampler without its `study.stop()` once the grid is exhausted, which
+    raises outside `Study.optimize` (the sweep asks and tells); `budget` stops at the grid."""
+
+    def after_trial(self, study, trial, state, values) -> None:
+        pass
 
 
 def make_pruner(sweep: dict) -> optuna.pruners.BasePruner:

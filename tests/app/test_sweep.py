@@ -186,3 +186,35 @@ def test_experiments_groups_trials_under_their_sweep(qtbot, swept):
     assert area.run_actions["open_sweep"].isEnabled()
     kinds = [area.browser.kind_box.itemData(i) for i in range(area.browser.kind_box.count())]
     assert "sweep" in kinds
+
+
+def test_a_sweep_started_from_the_gui_stops_and_resumes_to_its_budget(qtbot, tmp_path):
+    from app.sweeps.launch import SweepWindow
+
+    doc = json.loads((EXAMPLES / "digits_mlp.json").read_text())
+    doc.update(model=str(TEMPLATES / "mlp.json"), checkpoint={"every": 1_000_000})
+    doc["train"].update(epochs=4)
+    doc["sweep"] = {
+        "params": {"optim.lr": {"log_uniform": [1e-3, 1e-2]}},
+        "objective": {"metric": "val/loss", "direction": "minimize"},
+        "trials": 3,
+        "sampler": "random",
+    }
+    (tmp_path / "sweep.json").write_text(json.dumps(doc))
+    db = tmp_path / "runs.db"
+    window = SweepWindow(db)
+    qtbot.addWidget(window)
+    window.start(load_spec(tmp_path / "sweep.json"))
+    window.show()
+    qtbot.waitUntil(lambda: window.view is not None, timeout=HANG_S * 1000)
+    view = window.view
+    qtbot.waitUntil(lambda: view.model.rowCount() >= 1 and view.stop.isEnabled(), timeout=HANG_S * 1000)
+    qtbot.mouseClick(view.stop, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.results.sweep["status"] == "stopped", timeout=HANG_S * 1000)
+    assert view.resume.isVisible()
+    qtbot.mouseClick(view.resume, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.results.sweep["status"] == "completed", timeout=HANG_S * 1000)
+    assert [t.number for t in view.results.trials] == [0, 1, 2]
+    assert all(t.state == "complete" for t in view.results.trials)
+    assert not view.resume.isVisible() and not view.stop.isVisible()
+    window.close()

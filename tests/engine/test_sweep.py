@@ -264,3 +264,23 @@ def test_a_sweep_killed_mid_way_resumes_and_finishes_its_budget_exactly(tmp_path
     assert all(t.state.name == "COMPLETE" for t in study.trials)
     sweep = store.get_run(1)
     assert (sweep["status"], sweep["summary"]["trials_done"]) == ("completed", 5)
+
+
+def test_the_grid_sampler_asks_every_point_once():
+    from engine.sweep.space import budget, distributions, make_sampler
+
+    doc = json.loads((EXAMPLES / "digits_mlp.json").read_text())
+    doc["sweep"] = {
+        "params": {"optim.name": {"grid": ["sgd", "adam"]}, "train.batch_size": {"choice": [16, 32, 64]}},
+        "objective": {"metric": "val/loss", "direction": "minimize"},
+        "sampler": "grid",
+    }
+    sweep = validate_spec(doc, base_dir=EXAMPLES)["sweep"]
+    assert budget(sweep) == 6
+    study = optuna.create_study(sampler=make_sampler(sweep))
+    asked = []
+    for _ in range(budget(sweep)):
+        trial = study.ask(distributions(sweep["params"]))
+        asked.append((trial.params["optim.name"], trial.params["train.batch_size"]))
+        study.tell(trial, 1.0)
+    assert sorted(asked) == sorted((o, b) for o in ("sgd", "adam") for b in (16, 32, 64))
