@@ -71,6 +71,20 @@ def example(name: str, **overrides) -> dict:
     return validate_spec(doc, base_dir=EXAMPLES)
 
 
+def start_run(*args, db, **env) -> subprocess.Popen:
+    """A real `trainbench run ARGS --events -` process on `db` (extra environment in `env`), its
+    event stream on stdout."""
+    env = {**os.environ, "TRAINBENCH_DB": str(db), "PYTHONUNBUFFERED": "1", **env}
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "run", *map(str, args), "--events", "-"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+
+
 def trainbench(*args, db=None, check=False, timeout=300, **kw) -> subprocess.CompletedProcess:
     """Run the real command line in a subprocess."""
     env = {**os.environ, **({"TRAINBENCH_DB": str(db)} if db else {}), "PYTHONUNBUFFERED": "1"}

@@ -127,3 +127,17 @@ def _add_run(store, spec, kind, parent, status, points, quality, params, rng, cr
                 (created, created + 5, created + 5 + points * 0.05, rid),
             )
     return rid
+
+
+def open_area(qtbot, db):
+    """The Experiments area on `db`, shown and loaded, as a user opens it."""
+    from app.experiments.area import ExperimentsArea
+
+    area = ExperimentsArea(db)
+    qtbot.addWidget(area)
+    area.resize(1500, 950)
+    area.show()
+    qtbot.waitExposed(area)
+    area.ensure_loaded()
+    qtbot.waitUntil(lambda: area.browser.table.isVisible())
+    return area

@@ -12,14 +12,13 @@ import pytest
 from PySide6.QtCore import QPoint, QRectF, Qt
 from PySide6.QtWidgets import QMessageBox, QTableView
 
-from app.experiments.area import ExperimentsArea
 from app.experiments.catalog import RunCatalog, RunFilter
 from app.experiments.hparams import BEST_ROLE, DIFF_ROLE
 from app.experiments.table_model import RUN_ID_ROLE, RunTableModel
 from engine.compare import compare_table, pareto_front
 from engine.runner import execute
 from engine.store import RunStore
-from tests.app.experiments_synthetic import add_synthetic_runs
+from tests.app.experiments_synthetic import add_synthetic_runs, open_area
 from tests.conftest import example
 
 LRS = (0.003, 0.01, 0.03)
@@ -51,17 +50,6 @@ def db_copy(populated, tmp_path):
     copy = tmp_path / "copy.db"
     shutil.copy(db, copy)
     return copy, real, synthetic
-
-
-def open_area(qtbot, db) -> ExperimentsArea:
-    area = ExperimentsArea(db)
-    qtbot.addWidget(area)
-    area.resize(1500, 950)
-    area.show()
-    qtbot.waitExposed(area)
-    area.ensure_loaded()
-    qtbot.waitUntil(lambda: area.browser.table.isVisible())
-    return area
 
 
 def click_row(qtbot, area, run_id: int, modifier=Qt.KeyboardModifier.NoModifier) -> None:

@@ -9,10 +9,9 @@ from PySide6.QtWidgets import QApplication
 
 from app import theme
 from app.experiments import fields
-from app.experiments.area import ExperimentsArea
 from app.experiments.parallel import axis_ticks
 from engine.store import RunStore
-from tests.app.experiments_synthetic import add_synthetic_runs
+from tests.app.experiments_synthetic import add_synthetic_runs, open_area
 from tests.conftest import example
 
 
@@ -21,16 +20,6 @@ def light_theme_after():
     """Theme switches are global: every test leaves the light theme behind it."""
     yield
     theme.apply(QApplication.instance(), "light")
-
-
-def open_area(qtbot, db) -> ExperimentsArea:
-    area = ExperimentsArea(db)
-    qtbot.addWidget(area)
-    area.resize(1500, 950)
-    area.show()
-    qtbot.waitExposed(area)
-    area.ensure_loaded()
-    return area
 
 
 def drawn_labels(view) -> list[str]:

@@ -14,7 +14,6 @@ import os
 import queue
 import random
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -26,7 +25,7 @@ from engine.events import parse_events
 from engine.runner import execute
 from engine.spec import validate_spec
 from engine.store import RunStore
-from tests.conftest import ROOT, TEMPLATES
+from tests.conftest import TEMPLATES, start_run
 
 STEPS = 500  # more than the kills can reach: each lets a run go at most ~25 steps on
 CHECKPOINT_EVERY = 5  # not a multiple of the loop's 8-step loss read-back: losses are pending at saves
@@ -49,15 +48,7 @@ class Segment:
     """One `trainbench run` process, its event stream read on a thread (the pipe never fills)."""
 
     def __init__(self, *args, db):
-        env = {**os.environ, "TRAINBENCH_DB": str(db), "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "run", *map(str, args), "--events", "-"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=ROOT,
-        )
+        self.proc = start_run(*args, db=db, PYTHONFAULTHANDLER="1")
         self.events: queue.Queue = queue.Queue()
         self.seen: list[dict] = []
         threading.Thread(target=self._read, daemon=True).start()

@@ -5,7 +5,6 @@ Also: the claim resolves a prune run's parent once and takes the run's parent fr
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pytest
 
 from engine.events import parse_events
 from engine.store import STALE_S, RunStore
-from tests.conftest import ROOT, TEMPLATES, trainbench
+from tests.conftest import TEMPLATES, start_run, trainbench
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIGSTOP and /proc")
 STEPS = 600
@@ -36,15 +35,7 @@ def _spec_file(tmp_path) -> str:
 
 
 def _start(*args, db) -> subprocess.Popen:
-    env = {**os.environ, "TRAINBENCH_DB": str(db), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "run", *map(str, args), "--events", "-"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=ROOT,
-    )
+    return start_run(*args, db=db)
 
 
 def _until(proc, predicate) -> dict:

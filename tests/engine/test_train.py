@@ -3,10 +3,7 @@ test_resume_kills.py), the run's elapsed time across resumes."""
 
 import json
 import math
-import os
 import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,7 +12,7 @@ from engine import checkpoint
 from engine.events import parse_events
 from engine.runner import execute
 from engine.store import RunStore
-from tests.conftest import EXAMPLES, ROOT, example
+from tests.conftest import EXAMPLES, example, start_run
 
 
 def test_digits_cnn_reaches_95_percent(db_path):
@@ -110,15 +107,7 @@ def _spec_file(tmp_path, **train):
 
 
 def _start(*args, db):
-    env = {**os.environ, "TRAINBENCH_DB": str(db), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "run", *map(str, args), "--events", "-"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=ROOT,
-    )
+    return start_run(*args, db=db, OMP_NUM_THREADS="1")
 
 
 def _follow_until(proc, predicate):
