@@ -233,7 +233,8 @@ def test_a_sweep_killed_mid_way_resumes_and_finishes_its_budget_exactly(tmp_path
             settled = [t for t in trials if "trial_state" in t["summary"]]
             running = [t for t in trials if t["status"] == "running" and "trial_state" not in t["summary"]]
             loss = store.series_summaries(running[0]["id"]).get("train/loss") if running else None
-            if len(settled) >= 2 and loss and loss["last_step"] < 200:  # training, far from its end
+            total = running[0]["summary"].get("total_steps") if running else None
+            if len(settled) >= 2 and loss and total and loss["last_step"] < total / 3:  # far from its end
                 break
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
