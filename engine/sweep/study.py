@@ -8,7 +8,7 @@ with no SQLAlchemy schema to create. Its one failure after a kill: the lock file
 by a kill inside a write (it happened once in 30 here), makes the next writer wait out Optuna's
 30 s grace period (30.4 s measured); a torn last line (power loss) would make every later line
 unreadable. Only the process holding the sweep run's claim writes the journal, so on open it
-removes a stale lock and cuts a torn tail (`repair`: the first write came after 2.2 s instead).
+removes a stale lock and cuts a torn tail (`repair`: the first write then came 2.2 s after the writer started, imports included).
 """
 
 from __future__ import annotations
