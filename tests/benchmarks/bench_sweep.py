@@ -184,10 +184,13 @@ print(f"{{time.perf_counter() - t0:.2f}} {{study.best_value:.4f}}")
 """
 
 
+EPOCHS = 4
+
+
 def _sweep_spec(folder: Path, trials: int, parallel: int, threads: int | None) -> Path:
     doc = json.loads((ROOT / "resources/examples/digits_cnn.json").read_text())
     doc["model"] = str(ROOT / "resources/templates/cnn.json")
-    doc["train"]["epochs"] = 4
+    doc["train"]["epochs"] = EPOCHS
     doc["schedule"] = {"name": "constant"}
     if threads:
         doc["hardware"] = {"threads": threads}
@@ -320,11 +323,14 @@ def bench_view(trials: int) -> None:
 
 
 def main() -> None:
+    global EPOCHS
     p = argparse.ArgumentParser()
     p.add_argument("what", choices=("storage", "overhead", "parallel", "view"))
     p.add_argument("--kills", type=int, default=10)
     p.add_argument("--trials", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=EPOCHS, help="of each trial (digits CNN)")
     args = p.parse_args()
+    EPOCHS = args.epochs
     if args.what == "storage":
         bench_storage(args.kills)
     elif args.what == "view":
