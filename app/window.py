@@ -47,6 +47,8 @@ from app.designer.document import GraphDocument
 from app.designer.files import FileActions
 from app.designer.interactions import GESTURES
 from app.designer.layout import layered_positions
+from app.experiments.imports import SOURCES as IMPORT_SOURCES
+from app.experiments.imports import import_runs
 from engine import format as fmt
 from engine.errors import TrainbenchError
 from engine.graph import Analysis, Graph
@@ -225,6 +227,9 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addActions([f.save, f.save_as])
         file_menu.addMenu(f.export_menu)
+        self.import_menu = file_menu.addMenu("&Import runs")  # from TensorBoard and MLflow
+        for text, source, ask in IMPORT_SOURCES:
+            self.import_menu.addAction(text, lambda s=source, a=ask: import_runs(self, s, a, self.db_path))
         file_menu.addSeparator()
         self.quit_action = file_menu.addAction("&Quit", self.close)
         self.quit_action.setShortcuts(

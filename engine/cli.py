@@ -12,14 +12,14 @@ import json
 import sys
 from pathlib import Path
 
+from engine import capsule, run_table
 from engine import format as fmt
-from engine import run_table
 from engine.compare import compare_table, headline
 from engine.errors import GraphError, SpecError, TrainbenchError
 from engine.export import FORMATS as EXPORT_FORMATS
 from engine.fields import Field
 from engine.spec import SECTIONS, load_spec
-from engine.store import STATUSES
+from engine.store import KINDS, STATUSES
 from engine.textable import Col, print_table
 
 
@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
         return cmd_gui(None)
+    argv, script_args = _script_args(argv)
     args = _parser().parse_args(argv)
+    args.script_args = script_args
     try:
         return args.func(args) or 0
     except (SpecError, GraphError) as err:
@@ -80,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.add_argument("--force", action="store_true", help=FORCE_HELP)
+    _add_script_options(r)
 
     sw = _command(sub, "sweep", cmd_sweep)
     sw.add_argument("spec", nargs="?", help="spec JSON file with a sweep section")
@@ -102,8 +105,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ls = _command(sub, "runs", cmd_runs)
     ls.add_argument("--status", choices=STATUSES, help="only runs with this status")
-    kind = _spec_field("task.kind")
-    ls.add_argument("--kind", choices=kind.choices, help="only runs of this kind (the spec's task.kind)")
+    ls.add_argument("--kind", choices=KINDS, help="only runs of this kind (the spec's task.kind)")
     ls.add_argument("--limit", type=int, metavar="N", help="the newest N runs only")
     ls.add_argument("--json", action="store_true", help=JSON_HELP)
 
@@ -158,6 +160,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--echo", action="store_true")
     w.add_argument("--progress", action="store_true")
 
+    _add_tracking_commands(sub)
+
     o = _command(sub, "ops", cmd_ops)
     o.add_argument("--json", action="store_true", help=JSON_HELP)
 
@@ -204,22 +208,27 @@ def _store(args, readonly: bool = False):
 
 
 def cmd_run(args) -> int:
-    """train (or prune/distill) from a spec file, or resume a run
+    """train (or prune/distill) from a spec file, run your own script, or resume a run
 
     Trains in this process (or, for DDP/FSDP, in processes started by torch.distributed's
     elastic launcher) with a progress bar, storing metrics and checkpoints in the run database.
-    Ctrl-C stops gracefully with a checkpoint; --resume RUN continues a stopped or crashed run."""
+    Ctrl-C stops gracefully with a checkpoint; --resume RUN continues a stopped or crashed run.
+    --script train.py -- ARGS runs a script of your own as a run (its `trainbench.init()`
+    writes to it; more than one process with --set hardware.nproc_per_node=N); --from-capsule
+    FILE runs again what `trainbench capsule` wrote."""
     from engine.devices import resource_samplers
     from engine.events import EventStream
     from engine.runner import execute
     from engine.strategies.launch import launch_run
     from engine.strategies.world import plan_world
 
-    if (args.spec is None) == (args.resume is None):
-        raise SpecError.at("", "give a spec file, or --resume RUN")
+    if args.script or _is_script_run(args):
+        return cmd_run_script(args)
+    if sum(x is not None for x in (args.spec, args.resume, args.from_capsule)) != 1:
+        raise SpecError.at("", "give a spec file, or --resume RUN (or --script FILE, --from-capsule FILE)")
     # The one store handle of this command: a damaged database is refused here, before any work.
     store = _store(args)
-    spec = load_spec(Path(args.spec), args.set) if args.spec else None
+    spec = load_spec(Path(args.spec), args.set) if args.spec else _capsule_spec(args)
     if spec is not None:  # everything run would refuse, before a run row exists; the parent once
         from engine.preflight import preflight
 
@@ -256,6 +265,7 @@ def cmd_run(args) -> int:
             events=stream,
             echo=echo,
             samplers=resource_samplers(plan),
+            origin=args.spec,
         )
     finally:
         if bar:
@@ -268,10 +278,8 @@ def _report_run(store, run_id: int, status: str) -> int:
     run = store.get_run(run_id)
     if status == "completed":
         metrics = {k: v for k, v in run["summary"].items() if k.startswith("val/")}
-        print(
-            f"run {run_id} completed: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()),
-            file=sys.stderr,
-        )
+        results = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+        print(f"run {run_id} completed" + (f": {results}" if results else ""), file=sys.stderr)
         return 0
     if status == "stopped":
         print(f"run {run_id} stopped; continue it with: trainbench run --resume {run_id}", file=sys.stderr)
@@ -441,7 +449,12 @@ def cmd_runs(args) -> int:
     store.reap()  # runs whose process died show as crashed
     runs = store.list_runs(args.status, args.kind, args.limit)
     if args.json:
-        print(json.dumps([{k: v for k, v in r.items() if k != "spec"} for r in runs], indent=2))
+        print(
+            json.dumps(
+                [{**{k: v for k, v in r.items() if k != "spec"}, **_config_of(r["spec"])} for r in runs],
+                indent=2,
+            )
+        )
         return 0
     rows = [
         {
@@ -490,6 +503,8 @@ def cmd_show(args) -> int:
                     "run": run,
                     "metrics": series,
                     "checkpoints": checkpoints,
+                    "artifacts": capsule.artifacts(store, args.run),
+                    "capsules": store.capsules(args.run),
                     "ancestors": [a["id"] for a in ancestors],
                     "descendants": [d["id"] for d in descendants],
                 },
@@ -532,6 +547,7 @@ def cmd_show(args) -> int:
             [{"step": f"{c['step']:,}", "tag": c["tag"], "path": c["path"]} for c in checkpoints],
             [Col("step", right=True), "tag", "path"],
         )
+    _show_tracking(store, run)
     return 0
 
 
@@ -567,6 +583,7 @@ def cmd_compare(args) -> int:
         print_table(rows("summary"), cols)
     if table["tradeoff"]:
         _print_tradeoff(table["tradeoff"])
+    _print_environment(_store(args, readonly=True), args.runs, cols)
     return 0
 
 
@@ -758,6 +775,242 @@ def cmd_ops(args) -> int:
     ]
     print_table(rows, ["op", "category", Col("params", wrap=True), Col("help", wrap=True)])
     return 0
+
+
+# ------------------------------------------------------------------ scripts, capsules, imports
+
+
+def _script_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """`trainbench run --script FILE -- ARGS…`: what follows `--` is the script's own."""
+    script = next((i for i, a in enumerate(argv) if a == "--script" or a.startswith("--script=")), None)
+    if script is None or "--" not in argv[script:]:
+        return argv, []
+    cut = argv.index("--", script)
+    return argv[:cut], argv[cut + 1 :]
+
+
+def _add_script_options(r: argparse.ArgumentParser) -> None:
+    r.add_argument(
+        "--script",
+        metavar="FILE",
+        help="run your own training script (a .py file, or a command) as a run; its arguments follow --",
+    )
+    r.add_argument(
+        "--from-capsule",
+        metavar="FILE",
+        help="run again the spec a capsule file holds (written by `trainbench capsule`)",
+    )
+
+
+def _add_tracking_commands(sub) -> None:
+    imp = _command(sub, "import", cmd_import)
+    sources = imp.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    tb = sources.add_parser("tensorboard", help="TensorBoard event files: one run per folder under LOGDIR")
+    tb.add_argument("logdir", help="the log directory (SummaryWriter's log_dir or a parent of several)")
+    ml = sources.add_parser(
+        "mlflow", help="an MLflow tracking store: a folder (./mlruns) or sqlite:///FILE.db"
+    )
+    ml.add_argument("uri", help="the store's folder, .db file or URI")
+    for parser in (tb, ml):
+        parser.add_argument("--events", metavar="FILE", help="write progress as JSON lines ('-' for stdout)")
+        parser.add_argument("--json", action="store_true", help=JSON_HELP)
+
+    cap = _command(sub, "capsule", cmd_capsule)
+    cap.add_argument("run", type=int, help="the run's id")
+    cap.add_argument("-o", "--out", metavar="FILE", help="the file to write (default: run-N.tbcapsule)")
+
+    agent = _command(sub, "script-agent", cmd_script_agent, listed=False)  # started by `run --script`
+    agent.add_argument("--run", type=int, required=True)
+
+
+def _is_script_run(args) -> bool:
+    """Whether `run` was given a script run: a script spec file, a script run to resume, or the
+    capsule of one."""
+    from engine.scripts import KIND, is_script_spec
+
+    if args.spec:
+        from engine.jsonfile import read_json
+
+        return is_script_spec(read_json(Path(args.spec)))
+    if args.resume is not None:
+        return _store(args, readonly=True).get_run(args.resume)["kind"] == KIND
+    if args.from_capsule:
+        return is_script_spec(capsule.read(args.from_capsule)["spec"])
+    return False
+
+
+def cmd_run_script(args) -> int:
+    """A script run: `run --script FILE -- ARGS`, a script spec file, its resume or its capsule."""
+    from engine.events import EventStream
+    from engine.jsonfile import read_json
+    from engine.scripts import load_script_spec, run_script, script_doc
+
+    if sum(x is not None for x in (args.script, args.spec, args.resume, args.from_capsule)) != 1:
+        raise SpecError.at("", "give one of --script FILE, a spec file, --resume RUN or --from-capsule FILE")
+    store = _store(args)
+    spec = None
+    if args.script:
+        spec = load_script_spec(script_doc(args.script, args.script_args), args.set)
+    elif args.spec:
+        spec = load_script_spec(read_json(Path(args.spec)), args.set, base_dir=Path(args.spec).parent)
+    elif args.from_capsule:
+        spec = load_script_spec(_capsule_doc(args)["spec"], args.set)
+    elif args.script_args:
+        raise SpecError.at("script.args", "a resumed script runs with the arguments it had")
+    stream = EventStream.open(args.events)
+    run_id, status = run_script(
+        store,
+        spec,
+        resume_run=args.resume if spec is None else None,
+        events=stream,
+        live=args.events is not None,
+        echo=not args.quiet and args.events != "-",
+    )
+    return _report_run(store, run_id, status)
+
+
+def _capsule_doc(args) -> dict:
+    """The capsule file of --from-capsule, after saying how this machine differs from the one
+    that recorded it (a different torch is a reason for a different curve)."""
+    doc = capsule.read(args.from_capsule)
+    recorded = doc["capsules"][0] if doc["capsules"] else None
+    now = {**(recorded or {}), **capsule.runtime(), "host": capsule.host()}
+    differ = capsule.differences([recorded, now])
+    for key, (was, is_now) in list(differ.items())[:12]:
+        print(f"trainbench: note: {key} was {was}, is {is_now} here", file=sys.stderr)
+    if len(differ) > 12:
+        print(f"trainbench: note: and {len(differ) - 12} more environment differences", file=sys.stderr)
+    return doc
+
+
+def _capsule_spec(args) -> dict | None:
+    """A designed run's spec from --from-capsule, validated as any spec is."""
+    if not args.from_capsule:
+        return None
+    from engine.spec import apply_overrides, validate_spec
+
+    return validate_spec(apply_overrides(_capsule_doc(args)["spec"], args.set))
+
+
+def _config_of(spec: dict) -> dict:
+    """A script's or an import's `config`, which `runs --json` lists with the run."""
+    return {"config": spec["config"]} if isinstance(spec.get("config"), dict) else {}
+
+
+def _show_tracking(store, run: dict) -> None:
+    """`show`: where the run was made (its first capsule) and the artifacts a script logged."""
+    capsules = store.capsules(run["id"])
+    if capsules:
+        c = capsules[0]
+        git = c.get("git") or {}
+        torch = (c.get("torch") or {}).get("version")
+        bits = [f"host {c['host']['name']}", f"python {c['python']['version']}"]
+        bits += [f"torch {torch}"] if torch else []
+        if git.get("commit"):
+            bits.append(f"git {git['commit'][:10]}{' (uncommitted changes)' if git.get('dirty') else ''}")
+        print(f"\n  capsule: {', '.join(bits)}; `trainbench capsule {run['id']} -o FILE` writes it whole")
+    files = capsule.artifacts(store, run["id"])
+    if files:
+        print()
+        print_table(
+            [{"artifact": a["name"], "size": fmt.size(a["bytes"]), "path": a["path"]} for a in files],
+            ["artifact", Col("size", right=True), "path"],
+        )
+
+
+def _print_environment(store, run_ids: list[int], cols: list[str]) -> None:
+    """`compare`: the environment fields that differ between the runs' capsules."""
+    differ = capsule.compare_environment(store, run_ids)
+    if not differ:
+        return
+    print("\nenvironment (differing):")
+    rows = [
+        {"field": k, **{c: "" if v is None else str(v) for c, v in zip(cols[1:], vals, strict=True)}}
+        for k, vals in differ.items()
+    ]
+    print_table(rows, cols)
+
+
+class _ImportProgress:
+    """An import's progress: a bar on stderr, and progress events for the app (--events)."""
+
+    def __init__(self, events_target: str | None):
+        from engine.events import EventStream
+
+        self.events = EventStream.open(events_target)
+        self.bar = None
+        self.show_bar = events_target != "-"
+
+    def __call__(self, done: int, total: int, what: str) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None and self.show_bar:
+            self.bar = tqdm(total=total, unit="run", desc="import", file=sys.stderr, dynamic_ncols=True)
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+            self.bar.set_postfix_str(what[-40:], refresh=False)
+        self.events.emit("progress", step=done, total_steps=total, epoch=None, elapsed_s=None, eta_s=None)
+        if done:
+            self.events.emit("log", level="info", message=f"imported {what}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_import(args) -> int:
+    """import runs from TensorBoard logs or an MLflow tracking store
+
+    tensorboard LOGDIR: every folder with event files is a run, every scalar tag a series, with
+    its steps and wall times (read with TensorBoard's own reader; TensorFlow is not needed).
+    mlflow URI: every run of a folder store (./mlruns) or a database (sqlite:///mlflow.db), with
+    its params as the run's config, its tags and its metric histories. Importing again skips
+    unchanged runs and rewrites changed ones in place: nothing is duplicated."""
+    store = _store(args)
+    progress = _ImportProgress(args.events)
+    try:
+        if args.source == "tensorboard":
+            from engine.importers.tensorboard import import_logdir
+
+            result, source = import_logdir(store, args.logdir, progress), args.logdir
+        else:
+            from engine.importers.mlflow import import_store
+
+            result, source = import_store(store, args.uri, progress), args.uri
+    finally:
+        progress.close()
+    progress.events.emit("log", level="info", message=result.line(source))
+    print(result.line(source), file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.__dict__, indent=2))
+    return 0
+
+
+def cmd_capsule(args) -> int:
+    """write a run's reproducibility capsule to one file
+
+    One JSON file (run-N.tbcapsule by default): the run's normalised spec (or a script's
+    command), what every attempt recorded as it started (git commit, branch and uncommitted
+    diff; Python, torch, CUDA, cuDNN, NCCL and every package; host, devices, world size, seeds,
+    a data fingerprint), its summary, and the SHA-256 of its final checkpoint and artifacts.
+    `trainbench run --from-capsule FILE` runs it again."""
+    store = _store(args, readonly=True)
+    out = capsule.export(store, args.run, Path(args.out or f"run-{args.run}.tbcapsule"))
+    if not store.capsules(args.run):
+        print(
+            f"note: run {args.run} recorded no capsule (it ran before capsules); the spec is written",
+            file=sys.stderr,
+        )
+    print(out)
+    return 0
+
+
+def cmd_script_agent(args) -> int:
+    """The elastic agent of a multi-process script run (see engine.scripts.run_agent)."""
+    from engine.scripts import run_agent
+    from engine.store import default_db_path
+
+    return run_agent(str(Path(args.db) if args.db else default_db_path()), args.run)
 
 
 def cmd_gui(args) -> int:

@@ -117,9 +117,10 @@ def process_rss_mb() -> dict[str, float]:
 
 def gpu_sampler(physical: list[int], own: tuple[int, int]):
     """A sampler of the given physical GPUs: `sys/gpu{i}_util` and `sys/gpu{i}_mem_mb` from
-    NVML (whole device, every process). Without NVML, `sys/gpu{i}_mem_mb` and
-    `sys/gpu{i}_peak_mb` of this process's own GPU from torch's allocator; `own` is that GPU as
-    (torch index, physical index), since the recorder thread has no current device of its own."""
+    NVML (whole device, every process). Without NVML, `sys/gpu{i}_mem_mb` of this process's own
+    GPU from torch's allocator; `own` is that GPU as (torch index, physical index), since the
+    recorder thread has no current device of its own. (The allocator's peak is the training
+    loop's, per throughput window: `AllocatorWindow`.)"""
     import torch
 
     def sample() -> dict[str, float]:
@@ -132,10 +133,32 @@ def gpu_sampler(physical: list[int], own: tuple[int, int]):
         if not out and torch.cuda.is_initialized():
             index, name = own
             out[f"sys/gpu{name}_mem_mb"] = torch.cuda.memory_allocated(index) / 2**20
-            out[f"sys/gpu{name}_peak_mb"] = torch.cuda.max_memory_allocated(index) / 2**20
         return out
 
     return sample
+
+
+class AllocatorWindow:
+    """This process's CUDA allocator over one throughput window of the training loop:
+    `perf/gpu_mem_allocated_mb` and `perf/gpu_mem_reserved_mb` as the window ends, and
+    `perf/gpu_mem_peak_mb`, the most allocated at once during it (the peak statistic is reset
+    after each read, so a spike shows in its own window). Reserved includes the allocator's
+    cached blocks: what the other processes on the GPU cannot have."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def sample(self) -> dict[str, float]:
+        import torch
+
+        mb, d = 2**20, self.device
+        out = {
+            "perf/gpu_mem_allocated_mb": torch.cuda.memory_allocated(d) / mb,
+            "perf/gpu_mem_reserved_mb": torch.cuda.memory_reserved(d) / mb,
+            "perf/gpu_mem_peak_mb": torch.cuda.max_memory_allocated(d) / mb,
+        }
+        torch.cuda.reset_peak_memory_stats(d)
+        return out
 
 
 def resource_samplers(plan) -> list:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import checkpoint, lineage
+from engine import capsule
 from engine.errors import StoreError, TrainbenchError
 from engine.events import EventStream
 from engine.store import HEARTBEAT_S, ClaimLost, RunStore
@@ -108,18 +108,24 @@ def claim_run(
     process lives). Temporary files of a save that a kill interrupted are cleared. `resolved`:
     the spec comes from `engine.preflight`, which checked and completed it against its parent.
     """
+    from engine import checkpoint, lineage  # torch: here, so that `claim_new` stays light
+
     if resume_run is not None:
         run = store.get_run(resume_run)
         owner = store.start_run(resume_run, resumable=True)
-        run_id, spec, kind, resumed = resume_run, run["spec"], run["kind"], run["status"] != "queued"
+        claim = Claim(resume_run, owner, run["status"] != "queued", run["spec"], run["kind"])
     else:
         spec = spec if resolved else lineage.resolve(spec, store)
-        kind = spec["task"]["kind"]
-        run_id = store.create_run(spec, kind=kind, parent_id=lineage.parent_id(spec) or parent_id)
-        owner = store.start_run(run_id)
-        resumed = False
-    checkpoint.remove_partial(store.artifacts_dir(run_id) / "checkpoints")
-    return Claim(run_id, owner, resumed, spec, kind)
+        claim = claim_new(store, spec, spec["task"]["kind"], lineage.parent_id(spec) or parent_id)
+    checkpoint.remove_partial(store.artifacts_dir(claim.run_id) / "checkpoints")
+    return claim
+
+
+def claim_new(store: RunStore, spec: dict, kind: str, parent_id: int | None = None) -> Claim:
+    """Create a run row and make this process its one writer: the part of every claim that
+    needs no torch (a script's `trainbench.init()` claims its run this way)."""
+    run_id = store.create_run(spec, kind=kind, parent_id=parent_id)
+    return Claim(run_id, store.start_run(run_id), False, spec, kind)
 
 
 # ------------------------------------------------------------------ CPU threads
@@ -226,6 +232,7 @@ class Recorder(threading.Thread):
         self.batcher = MetricBatcher()
         self.samplers = list(samplers)  # callables returning {key: value}
         self.cpu: CpuShare | None = cpu
+        self.on_beat = None  # called with this thread's store at each heartbeat (a script's summary)
         self._halt = threading.Event()
         self._wake = threading.Event()
         self._flush_asked = threading.Event()
@@ -276,6 +283,8 @@ class Recorder(threading.Thread):
                     store.heartbeat(self.run_id, self.owner)
                     if self.cpu is not None:
                         self.cpu.recount(store)
+                    if self.on_beat is not None:
+                        self.on_beat(store)
                     last_beat = now
                 if stopping:
                     break
@@ -391,6 +400,8 @@ class RunContext(_Stoppable):
         # a kill would leave a gap between the last flushed point and the checkpoint's step.
         self.recorder.flush()
         self.recorder.check()
+        from engine import checkpoint
+
         self.store.check_owner(self.run_id, self.owner)  # a writer that lost the run writes no file
         path = checkpoint.save_atomic(state, self.dir / "checkpoints" / f"step-{step:08d}.pt")
         for old in self.store.checkpoints(self.run_id):
@@ -407,6 +418,8 @@ class RunContext(_Stoppable):
         return path
 
     def last_checkpoint(self) -> dict | None:
+        from engine import checkpoint
+
         row = self.store.last_checkpoint(self.run_id)
         return checkpoint.load(row["path"]) if row else None
 
@@ -488,10 +501,12 @@ def execute(
     events: EventStream | None = None,
     echo: bool = False,
     samplers=(),
+    origin: str | Path | None = None,
 ) -> tuple[int, str]:
     """Run a new spec, or resume run `resume_run`, in this process; returns (run id, final
     status). `claim` is a claim taken elsewhere (a launched rank 0 records under its
-    launcher's), `cpu` a thread count decided there.
+    launcher's), `cpu` a thread count decided there. `origin`, the spec file, names the
+    repository the run's capsule records (default: the working directory's).
 
     User mistakes found before the run exists (a bad spec, a run that cannot be resumed)
     raise; anything after that is recorded on the run's row and returned as a status. If even
@@ -513,6 +528,10 @@ def execute(
             ctx = RunContext(store, claim, events, recorder, cpu, echo=echo)
             if started_with:
                 ctx.log(started_with)
+            world = int(os.environ.get("WORLD_SIZE", "1"))
+            note = capsule.record(store, claim, origin=origin, world_size=world)
+            if note:
+                ctx.log(note, "warning")
             status, summary, error = _run_task(ctx, claim.kind)
             try:
                 _record_end(store, claim, status, summary, error)

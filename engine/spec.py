@@ -289,6 +289,15 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         ),
         Field("seed", "int", 0, "seeds weights, shuffling and dropout", min=0, max=MAX_SEED),
         Field("deterministic", "bool", False, "use deterministic kernels (slower)"),
+        Field(
+            "compile",
+            "choice",
+            "off",
+            "torch.compile the model (each Repeat copy and TransformerBlock under fsdp): default, "
+            "reduce-overhead (CUDA graphs) or max-autotune (tries kernels; slow to start); a compile that "
+            "fails is logged and the run trains uncompiled",
+            choices=("off", "default", "reduce-overhead", "max-autotune"),
+        ),
     ),
     "checkpoint": (
         Field(
@@ -397,6 +406,27 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             False,
             "recompute Repeat / TransformerBlock activations in backward: less memory, ~30% more compute",
             label="Act. checkpointing",
+        ),
+        Field(
+            "matmul_precision",
+            "choice",
+            "highest",
+            "fp32 matrix products: highest (full fp32), high (TF32 on Ampere and newer GPUs), medium "
+            "(bf16 inside)",
+            choices=("highest", "high", "medium"),
+            label="Matmul precision",
+        ),
+        Field(
+            "peak_tflops",
+            "float",
+            None,
+            "the device's peak TFLOP/s at the run's precision, for perf/mfu (default: NVIDIA's figure "
+            "for known GPUs, a measured matmul peak on a CPU)",
+            min=0,
+            max=1e6,
+            min_exclusive=True,
+            optional=True,
+            label="Peak TFLOP/s",
         ),
     ),
     "prune": (

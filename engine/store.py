@@ -50,6 +50,9 @@ from engine.errors import StoreError
 STATUSES = ("queued", "running", "completed", "failed", "stopped", "crashed")
 FINAL = ("completed", "failed", "stopped", "crashed")
 RESUMABLE = ("stopped", "crashed", "failed")  # continue from the last checkpoint
+#: what a run is: a designed run's task, a script of the user's own (engine.scripts), an import,
+#: a sweep (engine.sweep; its trials are runs of their own task's kind)
+KINDS = ("train", "prune", "distill", "script", "imported", "sweep")
 HEARTBEAT_S = 2.0  # a running run touches heartbeat_at this often
 STALE_S = 8.0  # on another host: a heartbeat older than this (plus one interval) means the run is dead
 HOST = socket.gethostname()
@@ -206,8 +209,22 @@ def _m3_run_claims(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN proc_start TEXT")
 
 
+def _m4_capsules(db: sqlite_utils.Database) -> None:
+    """Each attempt's reproducibility capsule (engine.capsule), apart from the runs table:
+    listing runs never reads their package lists."""
+    db.execute(
+        """CREATE TABLE capsules (
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            attempt INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            doc TEXT NOT NULL,
+            PRIMARY KEY (run_id, attempt)
+        )"""
+    )
+
+
 # Applied in order; the number applied is PRAGMA user_version. Append, never edit.
-MIGRATIONS = [_m1_initial, _m2_metric_names_in_summaries, _m3_run_claims]
+MIGRATIONS = [_m1_initial, _m2_metric_names_in_summaries, _m3_run_claims, _m4_capsules]
 
 
 def _guarded(method):
@@ -447,6 +464,125 @@ class RunStore:
             c.execute(f"UPDATE runs SET {sets} WHERE id=?", (*fields.values(), run_id))
 
     @_guarded
+    def amend_spec(self, run_id: int, owner: str | None = None, **fields) -> None:
+        """Set top-level fields of a run's stored spec (a script's `name`, `tags`, `config`, told
+        by `trainbench.init()` once it runs); the name and tags columns follow."""
+        with self.write(run_id, owner) as c:
+            (text,) = c.execute("SELECT spec FROM runs WHERE id=?", (run_id,)).fetchone()
+            spec = {**json.loads(text), **fields}
+            c.execute(
+                "UPDATE runs SET spec=?, name=?, tags=? WHERE id=?",
+                (json.dumps(spec), spec.get("name", "run"), json.dumps(spec.get("tags", [])), run_id),
+            )
+
+    @_guarded
+    def add_capsule(self, run_id: int, doc: dict, owner: str | None = None) -> int:
+        """Record this attempt's capsule (the first start is attempt 0, each resume the next)."""
+        with self.write(run_id, owner) as c:
+            (attempt,) = c.execute("SELECT COUNT(*) FROM capsules WHERE run_id=?", (run_id,)).fetchone()
+            c.execute(
+                "INSERT INTO capsules (run_id, attempt, created_at, doc) VALUES (?,?,?,?)",
+                (run_id, attempt, time.time(), json.dumps(doc, default=str)),
+            )
+        return attempt
+
+    @_guarded
+    def update_capsule(self, run_id: int, owner: str | None = None, **parts) -> None:
+        """Merge `parts` into the newest capsule of the run (what only the script's own process
+        knows: its interpreter, its torch, its devices)."""
+        with self.write(run_id, owner) as c:
+            row = c.execute(
+                "SELECT attempt, doc FROM capsules WHERE run_id=? ORDER BY attempt DESC LIMIT 1", (run_id,)
+            ).fetchone()
+            if row is None:
+                return
+            doc = {**json.loads(row[1]), **parts}
+            c.execute(
+                "UPDATE capsules SET doc=? WHERE run_id=? AND attempt=?",
+                (json.dumps(doc, default=str), run_id, row[0]),
+            )
+
+    @_guarded
+    def capsules(self, run_id: int) -> list[dict]:
+        """Every attempt's capsule, oldest first."""
+        rows = self.conn.execute(
+            "SELECT doc FROM capsules WHERE run_id=? ORDER BY attempt", (run_id,)
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    @_guarded
+    def first_capsules(self, run_ids: list[int]) -> dict[int, dict]:
+        """The capsule of each run's first attempt, for the runs that have one."""
+        if not run_ids:
+            return {}
+        marks = ", ".join("?" * len(run_ids))
+        rows = self.conn.execute(
+            f"SELECT run_id, doc FROM capsules WHERE attempt=0 AND run_id IN ({marks})", list(run_ids)
+        ).fetchall()
+        return {r[0]: json.loads(r[1]) for r in rows}
+
+    # ------------------------------------------------------------ imported runs
+
+    @_guarded
+    def find_by_spec(self, path: str, value: str) -> int | None:
+        """The newest run whose spec holds `value` at the JSON `path` (`$.import.key`)."""
+        row = self.conn.execute(
+            "SELECT id FROM runs WHERE json_extract(spec, ?)=? ORDER BY id DESC LIMIT 1", (path, value)
+        ).fetchone()
+        return row[0] if row else None
+
+    @_guarded
+    def put_finished_run(
+        self,
+        spec: dict,
+        kind: str,
+        status: str,
+        started_at: float | None,
+        ended_at: float | None,
+        summary: dict | None = None,
+        run_id: int | None = None,
+    ) -> int:
+        """Record a run that happened elsewhere (an import), with its own times, as one finished
+        row; given `run_id`, that row is rewritten and its metric points dropped, to be written anew."""
+        assert status in FINAL, status
+        values = (
+            spec.get("name", "run"),
+            kind,
+            status,
+            json.dumps(spec),
+            started_at if started_at is not None else time.time(),
+            started_at,
+            ended_at,
+            json.dumps(summary or {}),
+            json.dumps(spec.get("tags", [])),
+        )
+        with self.write() as c:
+            if run_id is None:
+                return c.execute(
+                    "INSERT INTO runs (name, kind, status, spec, created_at, started_at, ended_at, summary, tags)"
+                    " VALUES (?,?,?,?,?,?,?,?,?)",
+                    values,
+                ).lastrowid
+            c.execute(
+                "DELETE FROM metric_chunks WHERE series_id IN (SELECT id FROM metric_series WHERE run_id=?)",
+                (run_id,),
+            )
+            c.execute("DELETE FROM metric_series WHERE run_id=?", (run_id,))
+            c.execute(
+                "UPDATE runs SET name=?, kind=?, status=?, spec=?, created_at=?, started_at=?, ended_at=?,"
+                " summary=?, tags=? WHERE id=?",
+                (*values, run_id),
+            )
+            return run_id
+
+    @_guarded
+    def point_count(self, run_id: int) -> int:
+        (n,) = self.conn.execute(
+            "SELECT COALESCE(SUM(count), 0) FROM metric_series WHERE run_id=?", (run_id,)
+        ).fetchone()
+        return n
+
+    @_guarded
     def get_run(self, run_id: int) -> dict:
         rows = _dicts(self.conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)))
         if not rows:
@@ -512,6 +648,7 @@ class RunStore:
             )
             c.execute("DELETE FROM metric_series WHERE run_id=?", (run_id,))
             c.execute("DELETE FROM checkpoints WHERE run_id=?", (run_id,))
+            c.execute("DELETE FROM capsules WHERE run_id=?", (run_id,))
             c.execute("UPDATE runs SET parent_id=NULL WHERE parent_id=?", (run_id,))
             c.execute("DELETE FROM runs WHERE id=?", (run_id,))
         shutil.rmtree(self.artifacts_root / f"run-{run_id}", ignore_errors=True)

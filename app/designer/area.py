@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCursor, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QMessageBox
 
@@ -32,6 +32,7 @@ from engine.graph.ops import categories
 Key = QKeySequence.StandardKey
 #: each paste or duplicate lands this far from the one before (or from the originals)
 PASTE_STEP = (2 * GRID, 2 * GRID)
+CANVAS_SETTLE_MS = 150  # a resize is announced once the canvas stops changing size
 
 
 @dataclass
@@ -69,7 +70,9 @@ class DesignerActions:
 
 class DesignerArea(QMainWindow):
     status = Signal(str)
-    canvas_sized = Signal()  # the panels have their first real size, and so has the canvas
+    # the panels have their first real size, and so has the canvas; later, the canvas settled
+    # at a new size (a window manager's or the user's resize)
+    canvas_sized = Signal()
 
     def __init__(self, doc: GraphDocument, parent=None):
         super().__init__(parent)
@@ -93,6 +96,10 @@ class DesignerArea(QMainWindow):
             "summary": self._dock("Model summary", self.summary, Qt.DockWidgetArea.BottomDockWidgetArea),
         }
         self._docks_sized = False  # by a restored state, or at the first show
+        self._shown = False
+        self._resized = QTimer(self, singleShot=True, interval=CANVAS_SETTLE_MS)
+        self._resized.timeout.connect(self.canvas_sized)
+        self.view.viewport().installEventFilter(self)
         self.quick_add = QuickAdd(self)
         self._quick_target: tuple[QPointF, str | None] = (QPointF(), None)
         self._last_paste: tuple[str, tuple[float, float], list[str]] | None = None  # text, shift, ids
@@ -123,16 +130,32 @@ class DesignerArea(QMainWindow):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        if not self._docks_sized:
+        if not self._shown:
             # once the window has its real size (a main window shares later growth out among
             # the panels in proportion, so sizes set earlier end up wrong)
+            self._shown = True
+            QTimer.singleShot(0, self._first_shown)
+
+    def eventFilter(self, obj, event) -> bool:
+        if obj is self.view.viewport() and event.type() == QEvent.Type.Resize and self._shown:
+            self._resized.start()
+        return super().eventFilter(obj, event)
+
+    def _first_shown(self) -> None:
+        """Panels sized for the window (unless a saved state sized them), then the canvas is
+        announced: also with restored panels, the opening model must be laid out for the canvas
+        it has, not the one a template assumes."""
+        if not self.isVisible():
+            return
+        if not self._docks_sized:
             self._docks_sized = True
-            QTimer.singleShot(0, self._size_docks)
+            self._size_docks()
+        self.layout().activate()  # the canvas gets its size now, not at the next layout pass
+        self.canvas_sized.emit()
+        self.view.fit()
 
     def _size_docks(self) -> None:
         """Panels sized for the window: fixed widths left a 1024-pixel window half its canvas."""
-        if not self.isVisible():
-            return
         w, h = self.width(), self.height()
         self.resizeDocks(
             [self.docks["palette"], self.docks["inspector"]],
@@ -140,9 +163,6 @@ class DesignerArea(QMainWindow):
             Qt.Orientation.Horizontal,
         )
         self.resizeDocks([self.docks["summary"]], [_within(h * 0.24, 130, 190)], Qt.Orientation.Vertical)
-        self.layout().activate()  # the canvas gets its size now, not at the next layout pass
-        self.canvas_sized.emit()
-        self.view.fit()
 
     def _dock(self, title: str, widget, area) -> QDockWidget:
         dock = QDockWidget(title, self)

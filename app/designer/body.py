@@ -51,7 +51,9 @@ class BodyDialog(QDialog):
         layout.addLayout(head)
         layout.addWidget(self.area, 1)
         layout.addLayout(foot)
-        self.resize(1280, 780)
+        # as large as the window it edits for (a fixed 1280×780 put its buttons off a small screen)
+        room = parent.window().size() if parent is not None else self.screen().availableSize()
+        self.resize(min(1280, int(room.width() * 0.94)), min(780, int(room.height() * 0.94)))
         QTimer.singleShot(0, self.area.view.fit)
 
     @property

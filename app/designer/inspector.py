@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QScrollArea,
     QSizePolicy,
-    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -164,7 +163,11 @@ class InspectorWidget(QScrollArea):
         self.form: _OpForm | None = None
         self._forms: dict[str, _OpForm] = {}
         self._sessions: dict[int, int] = {}  # editor → its current editing session (a merge key)
-        self._pages = QStackedWidget(objectName="inspectorBody")
+        # The pages (one per op, and "nothing selected") in a column showing one at a time: a
+        # stacked widget is as tall as its tallest page (its height-for-width asks them all),
+        # which gave every page the scroll bar of the longest op form seen.
+        self._pages = QWidget(objectName="inspectorBody")
+        QVBoxLayout(self._pages).setContentsMargins(0, 0, 0, 0)
         self._empty = QWidget()
         empty = QVBoxLayout(self._empty)
         empty.setContentsMargins(12, 10, 12, 12)
@@ -179,7 +182,7 @@ class InspectorWidget(QScrollArea):
             )
         )
         empty.addStretch(1)
-        self._pages.addWidget(self._empty)
+        self._pages.layout().addWidget(self._empty)
         self.setWidget(self._pages)
         doc.node_changed.connect(self._node_changed)
         doc.node_removed.connect(self._node_removed)
@@ -209,7 +212,7 @@ class InspectorWidget(QScrollArea):
         if node is None:
             self.form = None
             self._empty_title.setText("Nothing selected" if selected == 0 else f"{selected} nodes selected")
-            self._pages.setCurrentWidget(self._empty)
+            self._show_page(self._empty)
             return
         form = self._forms.get(node.op)
         if form is None:
@@ -219,7 +222,14 @@ class InspectorWidget(QScrollArea):
         self._sync_output()
         if self.doc.analysis is not None:
             form.show_analysis(self.doc.analysis)
-        self._pages.setCurrentWidget(form)
+        self._show_page(form)
+
+    def _show_page(self, page: QWidget) -> None:
+        for i in range(self._pages.layout().count()):
+            other = self._pages.layout().itemAt(i).widget()
+            if other is not page:
+                other.hide()
+        page.show()
 
     def _build_form(self, op_name: str) -> _OpForm:
         form = _OpForm(OPS[op_name])
@@ -231,7 +241,8 @@ class InspectorWidget(QScrollArea):
             if isinstance(editor, GraphEditor):
                 editor.open_requested.connect(lambda f=form: self.edit_body_requested.emit(f.node_id))
         form.output_box.toggled.connect(lambda checked, f=form: self._toggle_output(f.node_id, checked))
-        self._pages.addWidget(form)
+        form.hide()
+        self._pages.layout().addWidget(form)
         return form
 
     # ------------------------------------------------------------ following the document

@@ -24,9 +24,10 @@ def layered_positions(
     graph: Graph, view: tuple[float, float] | None = None
 ) -> dict[str, tuple[float, float]]:
     """Positions for every node. With `view` (the canvas size in pixels), columns wrap into the
-    fewest evenly filled bands that show the model nearly as large as the best wrapping does;
-    when even the best would be below the readable zoom, into bands as wide as the view at
-    that zoom."""
+    fewest evenly filled bands that show the model nearly as large as the best wrapping does,
+    and never below the readable zoom (the view would not shrink it further, and the last
+    columns would be cut off); when even the best would be below that zoom, into bands as wide
+    as the view at that zoom."""
     columns = _columns(graph)
     if not columns:
         return {}
@@ -36,7 +37,8 @@ def layered_positions(
         options = [math.ceil(n / bands) for bands in range(1, n + 1)]
         best = max(_fit_scale(columns, k, view) for k in options)
         if best >= READABLE_ZOOM:
-            wrap = next(k for k in options if _fit_scale(columns, k, view) >= 0.75 * best)
+            good = max(0.75 * best, READABLE_ZOOM)
+            wrap = next(k for k in options if _fit_scale(columns, k, view) >= good)
         else:
             wrap = next((k for k in options if _width(k, n) * READABLE_ZOOM <= view[0]), 1)
     positions: dict[str, tuple[float, float]] = {}

@@ -120,6 +120,7 @@ class SummaryPanel(QWidget):
         left.addWidget(self.status)
         left.addWidget(self.totals)
         left.addWidget(self.problems, 1)
+        left.addStretch(0)  # with no problems listed, the totals stay at the top of a taller panel
         left_box = QWidget()
         left_box.setLayout(left)
         left_box.setMinimumWidth(260)

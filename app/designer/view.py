@@ -46,6 +46,7 @@ class GraphView(QGraphicsView):
         self.setAcceptDrops(True)
         self.setFrameShape(QGraphicsView.Shape.NoFrame)
         self._fitted_once = False
+        self._said_larger = False  # the last fit's notice was that the model is larger than the view
         self.note = QLabel(self.viewport(), objectName="canvasNote")
         self.note.setTextFormat(Qt.TextFormat.RichText)
         self.note.setWordWrap(True)
@@ -115,6 +116,9 @@ class GraphView(QGraphicsView):
         if z >= self.READABLE_ZOOM:
             self.set_zoom(z)
             self.centerOn(rect.center())
+            if self._said_larger:  # the status bar's "larger than the view" no longer holds
+                self._said_larger = False
+                self.notice.emit("")
             return True
         self.set_zoom(self.READABLE_ZOOM)
         focus = scene.nodes_rect(scene.selected_node_ids())
@@ -129,6 +133,7 @@ class GraphView(QGraphicsView):
         c = focus.center()
         self.centerOn(_clamp(c.x(), rect.left() + half_w, rect.right() - half_w),
                       _clamp(c.y(), rect.top() + half_h, rect.bottom() - half_h))  # fmt: skip
+        self._said_larger = True
         self.notice.emit(
             f"Larger than the view at {self.READABLE_ZOOM:.0%}: middle-drag (or Space + drag) to see the rest"
         )

@@ -228,6 +228,10 @@ class ExperimentsArea(QWidget):
             state = s.value(key)
             if isinstance(state, QByteArray):
                 splitter.restoreState(state)
+            elif splitter is self.browse and self.width() > 0:
+                # a narrow window keeps the table's filter bar usable: the details give way first
+                details = int(min(340, max(280, 0.27 * self.width())))
+                splitter.setSizes([self.width() - details, details])
         if s.value("experiments/tree", False) in (True, "true"):
             self.browser.set_tree_mode(True)
         self.browser.tree_toggle.toggled.connect(

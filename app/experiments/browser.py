@@ -13,6 +13,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -32,7 +33,7 @@ from app.experiments.columns import DEFAULT_COLUMNS, RUN_COLUMNS, column_title
 from app.experiments.lineage_model import LineageModel
 from app.experiments.table_model import RUN_ID_ROLE, RunTableModel
 from engine import run_table
-from engine.store import STATUSES
+from engine.store import KINDS, STATUSES
 
 WIDTHS = {"starred": 30, "id": 56, "name": 230, "kind": 70, "status": 100, "parent_id": 64, "created_at": 132, "duration": 92, "tags": 140, "notes": 200}  # fmt: skip
 ANY = ""
@@ -59,9 +60,10 @@ class RunBrowser(QWidget):
             objectName="runSearch", placeholderText="Filter runs by name, #id, tag or notes…"
         )
         self.search.setClearButtonEnabled(True)
+        self.search.setMinimumWidth(120)  # a few words of the filter stay readable beside the boxes
         self.search.addAction(icons.icon("search"), QLineEdit.ActionPosition.LeadingPosition)
         self.status_box = self._combo("Any status", STATUSES)
-        self.kind_box = self._combo("Any kind", ("train", "prune", "distill", "sweep"))
+        self.kind_box = self._combo("Any kind", KINDS)
         self.tag_box = self._combo("Any tag", ())
         self.starred = QToolButton(text="★ Starred", checkable=True, objectName="starredFilter")
         self.starred.setToolTip("Show starred runs only")
@@ -111,12 +113,20 @@ class RunBrowser(QWidget):
         self.stack = QStackedWidget()
         self.stack.addWidget(self.table)
         self.stack.addWidget(self.tree)
+        # what an empty table means, over it: no runs at all, or none the filter lets through
+        self.empty = QLabel(objectName="subtle", alignment=Qt.AlignmentFlag.AlignCenter, wordWrap=True)
+        self.empty.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        views = QWidget()
+        over = QGridLayout(views)
+        over.setContentsMargins(0, 0, 0, 0)
+        over.addWidget(self.stack, 0, 0)
+        over.addWidget(self.empty, 0, 0)  # the same cell, drawn over the views
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(6)
         layout.addLayout(bar)
-        layout.addWidget(self.stack, 1)
+        layout.addWidget(views, 1)
 
         self.search.textChanged.connect(lambda _t: self._filter_timer.start())
         for box in (self.status_box, self.kind_box, self.tag_box):
@@ -209,6 +219,14 @@ class RunBrowser(QWidget):
     def _update_count(self) -> None:
         shown, total = self.model.rowCount(), len(self.model.catalog)
         self.count.setText(f"{shown:,} of {total:,} runs" if shown != total else f"{total:,} runs")
+        self.empty.setText(
+            ""
+            if shown
+            else "No run matches the filter."
+            if total
+            else "No runs in this store yet.\nStart one from the Runs tab, or with trainbench run SPEC."
+        )
+        self.empty.setVisible(not shown)
 
     # ------------------------------------------------------------ columns
 

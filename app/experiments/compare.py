@@ -41,6 +41,7 @@ from app.experiments.hparams import CompareTableModel
 from app.experiments.legend import RunLegend
 from app.plots import DENSE_POINTS, MetricPlot, noisy
 from app.plots.axes import X_MODES
+from engine import capsule
 from engine.compare import compare_table
 from engine.errors import StoreError
 
@@ -157,6 +158,8 @@ class CompareView(QWidget):
         self.table.setWordWrap(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(False)
+        # a run's name too long for its column keeps its end and id (a header does not elide by default)
+        self.table.horizontalHeader().setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.only_diff = QCheckBox("Only differences", objectName="onlyDifferences", checked=True)
         self.export_table = QToolButton(text="Export CSV…", objectName="exportCompareTable")
         self.export_table.clicked.connect(lambda: self.export_table_to(None))
@@ -228,7 +231,10 @@ class CompareView(QWidget):
         self.splitter.setVisible(has)
         self.empty.setVisible(not has)
         self.legend.set_runs(runs)
-        self.table_model.set_table(compare_table(self.store, self.run_ids, show_all=True) if runs else None)
+        table = compare_table(self.store, self.run_ids, show_all=True) if runs else None
+        if table is not None:  # a different torch is a reason for a different curve
+            table["environment"] = capsule.compare_environment(self.store, self.run_ids)
+        self.table_model.set_table(table)
         self._fit_table_columns()
         self._load_series()
 

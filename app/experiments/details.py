@@ -66,7 +66,7 @@ class RunDetails(QScrollArea):
         self.tags.editingFinished.connect(self._save_tags)
 
         self.notes_view = QTextBrowser(objectName="notesView", openExternalLinks=True)
-        self.notes_view.setPlaceholderText("No notes. Edit to write some (Markdown).")
+        self.notes_view.setPlaceholderText("No notes yet.")  # one short line: a placeholder does not wrap
         self.notes_edit = QPlainTextEdit(objectName="notesEdit")
         self.notes_edit.setPlaceholderText("Markdown: **bold**, - lists, `code`, [links](https://…)")
         self.notes_stack = QStackedWidget()
@@ -229,10 +229,11 @@ class RunDetails(QScrollArea):
                 if key == "latency_ms":
                     rows.append((label, f"{b:.3g} → {a:.3g} ms ({b / a:.2g}× faster)"))
                 else:
-                    rows.append((label, f"{fmt.count(b)} → {fmt.count(a)} ({b / a:.2g}× smaller)"))
+                    show = fmt.size if key == "bytes" else fmt.count  # a size in bytes says its unit
+                    rows.append((label, f"{show(b)} → {show(a)} ({b / a:.2g}× smaller)"))
         if s.get("steps") is not None:
             rows.append(
-                ("steps", f"{s['steps']:,}" + (f" ({s['epochs']:.3g} epochs)" if s.get("epochs") else ""))
+                ("steps", f"{s['steps']:,}" + (f" ({_epochs(s['epochs'])})" if s.get("epochs") else ""))
             )
         spec = run["spec"]
         optim, train = spec.get("optim", {}), spec.get("train", {})
@@ -289,3 +290,7 @@ class RunDetails(QScrollArea):
 
 def _section(text: str) -> QLabel:
     return QLabel(text, objectName="section")
+
+
+def _epochs(n: float) -> str:
+    return f"{n:.3g} epoch{'' if n == 1 else 's'}"

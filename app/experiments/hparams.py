@@ -1,5 +1,6 @@
 """The comparison table, runs as columns: hyperparameters (differing ones highlighted, or only
-those), final and best metrics and results, the best run's cell marked in each metric row.
+those), the environment fields that differ (from the runs' capsules), final and best metrics
+and results, the best run's cell marked in each metric row.
 
 It shows `engine.compare.compare_table` as it is: `trainbench compare` prints the same table.
 """
@@ -24,6 +25,7 @@ DIFF_ROLE = Qt.ItemDataRole.UserRole + 10  # True on a hyperparameter that diffe
 BEST_ROLE = Qt.ItemDataRole.UserRole + 11  # True on a metric cell holding the best value
 SECTIONS = (
     ("params", "Hyperparameters"),
+    ("environment", "Environment (what differs: versions, host, commit, data)"),
     ("final_metrics", "Final metrics"),
     ("best_metrics", "Best metrics"),
     ("summary", "Results"),

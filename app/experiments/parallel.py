@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QPen
+from PySide6.QtGui import QBrush, QColor, QFontMetricsF, QPen
 from PySide6.QtWidgets import (
     QComboBox,
     QGraphicsRectItem,
@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import theme
+from app.elided import ElidedLabel
 from app.experiments import fields
 from app.experiments.catalog import RunCatalog
 from app.experiments.colors import run_color
@@ -41,6 +42,8 @@ BINS = 12
 MAX_HIGHLIGHT = 60  # selected runs drawn in their own colour, on top
 PICK_DISTANCE = 0.035  # of the axis height
 TICKS = 5  # about this many labels on a numeric axis
+TITLE_Y = 1.02  # the axis titles' baseline, just above the axes' tops
+TEXT_MARGIN = 4  # pixels around a pg.TextItem's text (its QTextDocument's margin)
 
 
 def axis_ticks(axis: fields.Axis) -> list[tuple[float, str]]:
@@ -119,8 +122,7 @@ class ParallelCoordinates(DeferredRows, QWidget):
         self.axes_button.setMenu(QMenu(self.axes_button, aboutToShow=self._fill_axes_menu))
         self.clear_button = QToolButton(text="Clear brushes", objectName="clearBrushes")
         self.clear_button.clicked.connect(self.clear_brushes)
-        self.hint = QLabel(objectName="subtle")
-        self.hint.setMinimumWidth(1)  # clipped when narrow, never pushing the controls
+        self.hint = ElidedLabel(objectName="subtle")  # elided when narrow, never pushing the controls
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)
         bar.addWidget(QLabel("Colour by"))
@@ -131,6 +133,7 @@ class ParallelCoordinates(DeferredRows, QWidget):
         bar.addWidget(export_button(self, self.export, "parallel-coordinates"))
 
         self.view = _BrushBox(self)
+        self.view.sigResized.connect(self._fit_range)
         self.plot = pg.PlotWidget(viewBox=self.view)
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")
@@ -233,11 +236,12 @@ class ParallelCoordinates(DeferredRows, QWidget):
         t = theme.current()
         self.plot.setBackground(t.panel)
         n = len(self.axes)
-        self.hint.setText(
-            "Drag along an axis to filter the table · click a line to select"
-            if n
-            else "No hyperparameter varies among these runs"
-        )
+        if n:
+            hint = "Drag along an axis to filter the table · click a line to select"
+        else:
+            hint = "No hyperparameter varies among these runs" if len(self.rows) else "No runs to plot"
+        self.hint.set_full_text(hint)
+        self.hint.setToolTip(hint)
         if n == 0:
             return
         pos = self.positions()
@@ -264,7 +268,7 @@ class ParallelCoordinates(DeferredRows, QWidget):
         self._add(axis_line)
         for k, axis in enumerate(self.axes):
             title = pg.TextItem(axis.title + (" (log)" if axis.log else ""), color=t.text, anchor=(0.5, 1.0))
-            title.setPos(k, 1.02)
+            title.setPos(k, TITLE_Y)
             self._add(title)
             for y, label in axis_ticks(axis):
                 fill = QColor(t.panel)
@@ -275,8 +279,37 @@ class ParallelCoordinates(DeferredRows, QWidget):
                 self._add(tick)
         for k in self.brushes:
             self._draw_brush(k)
-        self.view.setRange(xRange=(-0.45, n - 1 + 0.25), yRange=(-0.04, 1.1), padding=0)
+        self._fit_range()
         self._draw_highlight()
+
+    def _fit_range(self) -> None:
+        """The view's range, with room in pixels for the titles above the axes, the first
+        axis's tick labels on its left, the last title's right half and half a label below 0:
+        margins in data units shrank with the plot and cut the titles off."""
+        n = len(self.axes)
+        w, h = self.view.width(), self.view.height()
+        if n == 0 or w < 1 or h < 1:
+            return
+        metrics = QFontMetricsF(self.plot.font())
+        titles = [a.title + (" (log)" if a.log else "") for a in self.axes]
+        labels = [label for _y, label in axis_ticks(self.axes[0])]
+        pad = 2 * TEXT_MARGIN  # a TextItem's document margin, on each side of its text
+        left = max(
+            max(map(metrics.horizontalAdvance, labels), default=0.0) + pad + 4,
+            metrics.horizontalAdvance(titles[0]) / 2,
+        )
+        right = max(metrics.horizontalAdvance(titles[-1]) / 2, 12.0) + pad / 2 + 2
+        top, below = metrics.height() + pad + 2, (metrics.height() + pad) / 2 + 1
+        # margins as fractions of the view, at most 80 % of it together
+        fl, fr = _share(left / w, right / w)
+        ft, fb = _share(top / h, below / h)
+        x_span = max(n - 1, 0.5) / (1 - fl - fr)
+        y_span = TITLE_Y / (1 - ft - fb)
+        self.view.setRange(
+            xRange=(-fl * x_span, n - 1 + fr * x_span),
+            yRange=(-fb * y_span, TITLE_Y + ft * y_span),
+            padding=0,
+        )
 
     def _add(self, item) -> None:
         self.plot.addItem(item)
@@ -388,3 +421,9 @@ class ParallelCoordinates(DeferredRows, QWidget):
 
     def export(self, path: str) -> None:
         save_plot(self.plot, path)
+
+
+def _share(a: float, b: float, most: float = 0.8) -> tuple[float, float]:
+    """Two margins (fractions of a length), scaled down together to leave the plot 1 - most."""
+    scale = min(1.0, most / (a + b)) if a + b > 0 else 1.0
+    return a * scale, b * scale

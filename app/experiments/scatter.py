@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import theme
+from app.elided import ElidedLabel
 from app.experiments import fields
 from app.experiments.catalog import RunCatalog
 from app.experiments.colors import run_color
@@ -93,12 +94,11 @@ class TradeoffScatter(DeferredRows, QWidget):
         self.x_box = QComboBox(objectName="scatterX")
         self.y_box = QComboBox(objectName="scatterY")
         for box in (self.x_box, self.y_box):
-            box.setMinimumContentsLength(14)
+            box.setMinimumContentsLength(10)
         self.log_x = QCheckBox("log x", objectName="scatterLogX")
         self.log_y = QCheckBox("log y", objectName="scatterLogY")
         self.show_front = QCheckBox("Pareto front", objectName="showFront", checked=True)
-        self.hint = QLabel(objectName="subtle")
-        self.hint.setMinimumWidth(1)  # clipped when narrow, never pushing the controls
+        self.hint = ElidedLabel(objectName="subtle")  # elided when narrow, never pushing the controls
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)
         bar.addWidget(QLabel("x"))
@@ -263,7 +263,8 @@ class TradeoffScatter(DeferredRows, QWidget):
             text = f"Pareto front: {len(self.front)} run{'s' if len(self.front) != 1 else ''} ({_better(xg)} x, {_better(yg)} y)"
         if missing:
             text += f" · {missing} without both fields"
-        self.hint.setText(text)
+        self.hint.set_full_text(text)
+        self.hint.setToolTip(text)
 
     def front_ids(self) -> list[int]:
         return [int(self.ids[i]) for i in self.front]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -41,6 +42,7 @@ from app.fields.wheel import wheel_needs_focus
 from engine.fields import Field
 
 _INT_LIMIT = 2**31 - 1
+SPIN_TEXT_INSET = 7  # the left border and padding of a line edit in the stylesheets
 
 
 def field_tooltip(field: Field, section: str = "") -> str:
@@ -245,6 +247,18 @@ class _SpinBox(QSpinBox):
         self.setKeyboardTracking(False)  # valueChanged: when a step or an edit is complete
         self.setAccelerated(True)
         self.setGroupSeparatorShown(False)
+        # as wide as the column, and free to shrink with it, like the line edits beside it
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        # Qt 6.11's stylesheet style puts a spin box's text field at its very edge, whatever its
+        # padding and border: inset the text as far as a line edit's (1 px border + 6 px padding)
+        self.lineEdit().setTextMargins(SPIN_TEXT_INSET, 0, 0, 0)
+
+    def minimumSizeHint(self) -> QSize:
+        """Room for a few digits: Qt sizes a spin box for the longest number its range allows
+        (±2³¹), which kept a narrow inspector or form from fitting its column."""
+        hint = super().minimumSizeHint()
+        hint.setWidth(min(hint.width(), self.fontMetrics().horizontalAdvance("0" * 6) + 40))
+        return hint
 
     def stepBy(self, steps: int) -> None:
         self.setValue(max(self.lo, min(self.hi, self.value() + steps)))

@@ -128,6 +128,13 @@ class RunsArea(QWidget):
         side.addWidget(self.notice)
         side.addWidget(self.queue_bar)
         side.addWidget(self.list, 1)
+        self.empty_list = QLabel(
+            "No runs yet. Set one up on the right and press Start run; it is listed here as it goes.",
+            objectName="subtle",
+            wordWrap=True,
+        )
+        self.empty_list.hide()
+        side.insertWidget(side.indexOf(self.list), self.empty_list)
 
         self.pages = QStackedWidget(objectName="runPages")
         self.pages.addWidget(self.form)
@@ -323,6 +330,7 @@ class RunsArea(QWidget):
             entries += [Entry("stored", row=row) for row in history]
         current = self._current_entry()
         self.list_model.set_entries(entries)
+        self.empty_list.setVisible(not entries)
         if current is not None:
             self._select(current.key, notify=False)
         n = len(launcher.queue)

@@ -36,19 +36,20 @@ from PySide6.QtWidgets import (
     QPushButton,
     QRadioButton,
     QScrollArea,
-    QSizePolicy,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from app import theme
+from app.elided import ElidedLabel
 from app.fields import ChoiceEditor, FieldEditor, PathEditor, RunPicker, field_tooltip, make_editor
 from app.fields.ranges import RangeBinder
 from app.runs.background import LatestJob
 from app.runs.data_preview import DataPreview, resolve_data_paths
 from app.runs.hardware import DeviceDetector, DeviceList, describe_fit, estimate_fit, join_command
 from app.runs.schedule_plot import SchedulePlot
+from app.runs.script_form import ScriptForm
 from app.runs.spec_model import RunSpecModel, field_at, field_path, inherits
 from engine import format as fmt
 from engine.compare import headline
@@ -81,8 +82,9 @@ DEVICE_FIELDS = ("device", "gpus")  # hardware fields drawn by the device checkl
 MACHINE_FIELDS = ("nnodes", "node_rank", "rdzv_endpoint", "rdzv_id")  # the "several machines" box
 SKIP_TOP = ("schema", "model")
 HINT = "Focus a field to see what it does. Every value is checked by the engine as you type."
+LABEL_WIDTH = 128  # the label column, at least
 GRID_WIDTH = 500  # a column of fields; wider screens give the room to the previews
-SIDE_BY_SIDE = 900  # below this width of the page, a card's preview goes under its fields
+SIDE_BY_SIDE = 900  # below this page width, or where they do not fit, a card's preview goes under its fields
 
 
 def task_sections() -> list[str]:
@@ -103,41 +105,6 @@ def run_label(row: dict) -> str:
     head = headline(row.get("summary") or {})
     result = f" — {head[0].split('/', 1)[-1]} {fmt.value(head[1])}" if head else ""
     return f"#{row['id']} {row['name']} ({row['kind']}){result}"
-
-
-class ElidedLabel(QLabel):
-    """One line of text that gives up width gracefully: elided (at `mode`) to the room it gets;
-    the owner puts the full text in the tooltip."""
-
-    clicked = Signal()
-
-    def __init__(self, mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight, **kwargs):
-        super().__init__(**kwargs)
-        self.mode = mode
-        self.full = ""
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-
-    def set_full_text(self, text: str) -> None:
-        self.full = text
-        self._elide()
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self._elide()
-
-    def _elide(self) -> None:
-        shown = self.fontMetrics().elidedText(self.full, self.mode, max(self.width(), 0))
-        if shown != self.text():
-            self.setText(shown)
-
-    def sizeHint(self):
-        hint = super().sizeHint()
-        hint.setWidth(self.fontMetrics().horizontalAdvance(self.full) + 8)
-        return hint
-
-    def mousePressEvent(self, event) -> None:
-        super().mousePressEvent(event)
-        self.clicked.emit()
 
 
 class _Row:
@@ -180,12 +147,21 @@ class Card(QFrame):
         grid = QGridLayout()
         grid.setHorizontalSpacing(12)
         grid.setVerticalSpacing(7)
-        grid.setColumnMinimumWidth(0, 128)
+        grid.setColumnMinimumWidth(0, LABEL_WIDTH)
         grid.setColumnStretch(1, 1)
         box.addLayout(grid)
         box.addStretch(1)
         self.body.addWidget(host, 3)
         return grid
+
+    def side_by_side_width(self) -> int:
+        """The width the card needs with its parts side by side: their minimum widths, the gaps
+        between them, and the card's margins and frame."""
+        items = [self.body.itemAt(i) for i in range(self.body.count())]
+        parts = [item.minimumSize().width() for item in items if not item.isEmpty()]
+        margins = self.layout().contentsMargins()
+        gaps = self.body.spacing() * max(0, len(parts) - 1)
+        return sum(parts) + gaps + margins.left() + margins.right() + 2 * self.frameWidth()
 
     def set_side_by_side(self, on: bool) -> None:
         """Fields and previews side by side, or (on a narrow page) one under the other."""
@@ -220,6 +196,7 @@ class RunForm(QWidget):
         self.rows: dict[str, _Row] = {}
         self.cards: dict[str, Card] = {}  # by section
         self.paths: list[PathEditor] = []
+        self._grids: dict[int, QGridLayout] = {}  # every grid of fields, to align their labels
         self.detector = DeviceDetector.shared()
         self._memory_job = LatestJob(self.pool, self)
         self._memory_job.finished.connect(self._show_fit)
@@ -235,8 +212,13 @@ class RunForm(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
+        self.script_form = ScriptForm(self.detector)  # "Run a script": its own fields and Start
+        self.script_form.start_requested.connect(self.start_requested)
+        self.script_form.queue_requested.connect(self.queue_requested)
+        self.script_form.hide()
         layout.addWidget(self.header)
         layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.script_form, 1)
         layout.addWidget(self.hint)
 
         model.changed.connect(self._on_changed)
@@ -271,8 +253,14 @@ class RunForm(QWidget):
         self.save_button.clicked.connect(self.save_spec)
         self.start_button.clicked.connect(lambda: self._submit(self.start_requested))
         self.queue_button.clicked.connect(lambda: self._submit(self.queue_requested))
+        self.mode_buttons = QButtonGroup(self)
         top = QHBoxLayout()
         top.addWidget(title)
+        for key, text in (("designed", "Design a run"), ("script", "Run a script")):
+            button = QRadioButton(text, objectName=f"mode:{key}", checked=key == "designed")
+            button.toggled.connect(lambda on, k=key: on and self.set_mode(k))
+            self.mode_buttons.addButton(button)
+            top.addWidget(button)
         top.addStretch(1)
         for b in (self.load_button, self.save_button):
             top.addWidget(b)
@@ -327,16 +315,35 @@ class RunForm(QWidget):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(content)
-        scroll.viewport().installEventFilter(self)  # its width decides the cards' layout
+        # its width, and what the cards hold, decide whether each card's parts sit side by side
+        scroll.viewport().installEventFilter(self)
+        content.installEventFilter(self)
         self.scroll = scroll
         return scroll
 
     def eventFilter(self, obj, event) -> bool:
-        if obj is self.scroll.viewport() and event.type() == event.Type.Resize:
-            wide = event.size().width() >= SIDE_BY_SIDE
-            for card in self._all_cards():
-                card.set_side_by_side(wide)
+        if (obj is self.scroll.viewport() and event.type() == event.Type.Resize) or (
+            obj is self.scroll.widget() and event.type() == event.Type.LayoutRequest
+        ):
+            self._arrange_cards()
         return super().eventFilter(obj, event)
+
+    def _arrange_cards(self) -> None:
+        """Each card's parts side by side on a wide page where they fit, else one under the
+        other: a card wider than the page would be cut off at its edge (it never scrolls
+        sideways)."""
+        width = self.scroll.viewport().width()
+        margins = self.scroll.widget().layout().contentsMargins()
+        room = width - margins.left() - margins.right()
+        for card in self._all_cards():
+            card.set_side_by_side(width >= SIDE_BY_SIDE and card.side_by_side_width() <= room)
+
+    def _align_labels(self) -> None:
+        """One label column for the whole form, as wide as its widest label, so that every
+        editor starts at the same x (a grid sizes its column to its own labels only)."""
+        width = max([LABEL_WIDTH, *(row.label.sizeHint().width() for row in self.rows.values())])
+        for grid in self._grids.values():
+            grid.setColumnMinimumWidth(0, width)
 
     def _all_cards(self) -> list[Card]:
         return [self.run_card, *{id(c): c for c in self.cards.values()}.values()]
@@ -394,6 +401,7 @@ class RunForm(QWidget):
         label = QLabel(f.title, objectName="fieldLabel")
         label.setToolTip(f"{path}\n{field_tooltip(f, section)}")
         label.setBuddy(editor.widget)
+        self._grids[id(grid)] = grid
         r = grid.rowCount()
         grid.addWidget(label, r, 0, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         grid.addWidget(editor, r, 1)
@@ -430,7 +438,7 @@ class RunForm(QWidget):
         grid = QGridLayout()
         grid.setHorizontalSpacing(12)
         grid.setVerticalSpacing(7)
-        grid.setColumnMinimumWidth(0, 128)
+        grid.setColumnMinimumWidth(0, LABEL_WIDTH)
         grid.setColumnStretch(1, 1)
         for f in SECTIONS["hardware"]:
             if f.name in MACHINE_FIELDS:
@@ -666,9 +674,9 @@ class RunForm(QWidget):
         inputs = [str(i.out) for i in analysis.nodes.values() if i.op == "Input" and i.out is not None]
         out = str(analysis.output_type) if analysis.output_type else "?"
         self.model_summary.setText(
-            f"<b>{model.get('name') or 'model'}</b> · {len(analysis.nodes)} nodes · "
+            f"<b>{html.escape(str(model.get('name') or 'model'))}</b> · {len(analysis.nodes)} nodes · "
             f"{fmt.count(analysis.total_params)} parameters · {fmt.count(analysis.total_flops)} FLOPs/sample · "
-            f"{' + '.join(inputs) or '?'} → {out}"
+            f"{' + '.join(inputs) or '?'}\u00a0→\u00a0{out}"  # the shapes never split at the arrow
         )
 
     def _checked(self, section: str) -> dict | None:
@@ -749,6 +757,16 @@ class RunForm(QWidget):
         section = path.rpartition(".")[0]
         about = html.escape(field_tooltip(f, section)).replace("\n", " · ")
         self.hint.setText(f"<b>{html.escape(path)}</b> — {about}")
+
+    def set_mode(self, mode: str) -> None:
+        """ "designed": the spec form; "script": a script of the user's own (app.runs.script_form)."""
+        script = mode == "script"
+        for w in (self.tabs, self.hint, self.status, self.status_detail):
+            w.setVisible(not script)
+        for b in (self.load_button, self.save_button, self.queue_button, self.start_button):
+            b.setVisible(not script)
+        self.script_form.setVisible(script)
+        self.findChild(QRadioButton, f"mode:{mode}").setChecked(True)
 
     def _on_devices(self, report: dict) -> None:
         self.devices.set_report(report)
@@ -831,6 +849,7 @@ class RunForm(QWidget):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
+        self._align_labels()
         self.detector.request()
         self.refresh_runs()
         self.model.refresh_model()

@@ -247,17 +247,29 @@ def estimate_fit(spec: dict, dataset=None):
 
 
 def describe_fit(estimate, colors: dict[str, str]) -> str:
-    """Rich text for the form: the verdict (coloured by `colors` ok / error / subtext), then
-    the engine's breakdown."""
-    fits = estimate.fits
-    if fits is None:
-        verdict = f"<b>Fit unknown</b>: no free-memory figure for {html.escape(estimate.device)}"
-        color = "subtext"
+    """Rich text for the form: the verdict (coloured by `colors` ok / error / subtext), then the
+    engine's breakdown as a table whose values wrap, so that it never widens a narrow form; its
+    last row, the fit, carries the figures."""
+    if estimate.fits is None:
+        verdict, color = "Fit unknown", "subtext"
     else:
-        verdict = (
-            f"<b>{'Fits' if fits else 'Does not fit'}</b>: needs ~{fmt.size(estimate.required)} on "
-            f"{html.escape(estimate.device)}, {fmt.size(estimate.capacity)} free"
-        )
-        color = "ok" if fits else "error"
-    lines = html.escape("\n".join(estimate.lines()[1:]))
-    return f"<span style='color:{colors[color]}'>{verdict}</span><pre style='margin-top:4px'>{lines}</pre>"
+        verdict, color = ("Fits", "ok") if estimate.fits else ("Does not fit", "error")
+    rows = "".join(
+        f"<tr><td style='padding-right:12px; white-space:nowrap'>{html.escape(name)}</td>"
+        f"<td>{html.escape(value)}</td></tr>"
+        for name, value in map(_breakdown_row, estimate.lines()[1:])
+    )
+    return (
+        f"<span style='color:{colors[color]}'><b>{verdict}</b></span>"
+        f"<table cellspacing='0' cellpadding='1' style='margin-top:4px'>{rows}</table>"
+    )
+
+
+def _breakdown_row(line: str) -> tuple[str, str]:
+    """A line of the engine's memory table ("  peak         13.4 MiB", "  note: …") as
+    (name, value)."""
+    text = line.strip()
+    if text.startswith("note:"):
+        return "note", text[5:].strip()
+    name, _, value = text.partition("  ")
+    return name, value.strip()

@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import theme
+from app.elided import ElidedLabel
 from app.plots import DENSE_POINTS, PALETTE, MetricPlot, noisy
 from app.runs.live import LiveRun
 from engine import format as fmt
@@ -146,7 +147,7 @@ class RunMonitor(QWidget):
     # ------------------------------------------------------------ building
 
     def _build(self) -> None:
-        self.title = QLabel(objectName="pageTitle")
+        self.title = ElidedLabel(objectName="pageTitle")  # a long name must not widen the window
         self.run_id = QLabel(objectName="subtle")
         self.kind = QLabel(objectName="kindChip")
         self.badge = QLabel(objectName="statusBadge")
@@ -175,7 +176,7 @@ class RunMonitor(QWidget):
         self.progress = QProgressBar(objectName="runProgress", textVisible=False)
         self.progress.setRange(0, 1000)
         self.progress.setFixedHeight(6)
-        self.facts = QLabel(objectName="runFacts")
+        self.facts = QLabel(objectName="runFacts", wordWrap=True)  # wraps between facts when narrow
         self.facts.setTextFormat(Qt.TextFormat.RichText)
         self.error = QLabel(objectName="errorBanner", wordWrap=True)
         self.error.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -303,7 +304,8 @@ class RunMonitor(QWidget):
 
     def _update_header(self) -> None:
         live = self.live
-        self.title.setText(live.name)
+        self.title.set_full_text(live.name)
+        self.title.setToolTip(live.name)
         self.run_id.setText(f"#{live.run_id}" if live.run_id is not None else "starting…")
         self.kind.setText(live.kind)
         self.badge.setText(live.status)
@@ -312,6 +314,11 @@ class RunMonitor(QWidget):
         self.kill_button.setEnabled(live.live)
         self.resume_button.setEnabled(live.status in RESUMABLE and live.run_id is not None)
         self.clone_button.setEnabled(bool(live.spec))
+        self.console.setPlaceholderText(
+            "The run's log appears here as the run writes it."
+            if live.live
+            else "No log lines: this run's run.log is missing or empty."
+        )
         error = (live.error or "").strip()
         if error and live.status in ("failed", "crashed"):
             lines = error.splitlines()
@@ -349,8 +356,10 @@ class RunMonitor(QWidget):
             parts.append(f"{fmt.value(float(rate.y[rate.n - 1]))} samples/s")
         head = live.headline()
         if head and not head[0].startswith("train/"):
-            parts.append(f"{head[0]} <b>{fmt.value(head[1])}</b>")
-        self.facts.setText(f"<span style='color:{sub}'>" + " &nbsp;·&nbsp; ".join(parts) + "</span>")
+            key = head[0].replace("/", "/\u2060")  # a word joiner: Qt breaks after a slash even in nowrap
+            parts.append(f"{key} <b>{fmt.value(head[1])}</b>")
+        facts = " &nbsp;·&nbsp; ".join(f"<span style='white-space:nowrap'>{part}</span>" for part in parts)
+        self.facts.setText(f"<span style='color:{sub}'>{facts}</span>")
 
     def _append_logs(self) -> None:
         live = self.live

@@ -37,13 +37,22 @@ class TensorType:
 
 @dataclass(frozen=True)
 class ActivationUse:
-    """Elements one sample of a node holds, for the memory estimate: `saved` for backward
-    (the inputs of its inner ops included), the `largest` single tensor among them (backward's
-    working memory), and the most it holds at once under no_grad (`live`, evaluation)."""
+    """Elements one sample of a node holds, for the memory estimate. `saved`: what its inner
+    ops keep for backward beyond the node's own inputs and output (which `OpDef.keeps` says),
+    at the precision it computes in (bf16/fp16 under autocast), of which `residual` elements
+    at its input's precision (a residual stream stays fp32 under autocast); `largest`: the
+    largest single tensor among them; `live`: the most it holds at once under no_grad
+    (evaluation), of which `live_residual` at its input's precision; `grad`: what its backward
+    holds beyond its output's and inputs' gradients; `index_bytes`: bytes kept whatever the
+    precision (pooling indices, dropout masks, normalization statistics)."""
 
     saved: int
     largest: int
     live: int
+    residual: int = 0
+    grad: int = 0
+    index_bytes: int = 0
+    live_residual: int = 0
 
 
 # A rule gets the op's validated params and its input types, in port order.
@@ -62,6 +71,15 @@ CtorRule = Callable[[dict, list[TensorType]], tuple[str, dict]]
 #   unit    activation checkpointing recomputes it as one unit, and FSDP shards it as one (the
 #           copies of a body are units too)
 TRAITS = frozenset({"opaque", "deep", "unit"})
+# What autograd keeps of a node for its backward (`OpDef.keeps`): the tensors it reads
+# ("input": Linear, convolutions, norms, GELU), its result ("output": ReLU, Tanh, Softmax),
+# or "none" (sums, average pooling); a "view" shares its input's memory (Flatten, Reshape).
+KEEPS = frozenset({"input", "output", "none", "view"})
+# Its output's precision under autocast (`OpDef.autocast`): "low" (matrix products: bf16 or
+# fp16), "fp32" (fp32 weights added or looked up: embeddings), "fp32_cuda" (autocast's fp32
+# list on CUDA: layer norm, softmax; on a CPU they keep their input's), "follow" (its widest
+# input's).
+AUTOCAST = frozenset({"low", "fp32", "fp32_cuda", "follow"})
 # Inputs of one variadic op (Add, Concat): more ports than any model needs, few enough that a
 # port number in a file can never make the analysis count to 10^9.
 MAX_INPUTS = 64
@@ -91,12 +109,16 @@ class OpDef:
     # module per copy and hand them to the ctor's class, the memory estimate walks the body.
     body: str | None = None
     copies: str | None = None
+    keeps: str = "output"  # see KEEPS
+    autocast: str = "follow"  # see AUTOCAST
 
     def __post_init__(self):
         object.__setattr__(self, "traits", frozenset(self.traits))
         unknown = self.traits - TRAITS
         if unknown:
             raise ValueError(f"op {self.name}: unknown traits {sorted(unknown)}")
+        if self.keeps not in KEEPS or self.autocast not in AUTOCAST:
+            raise ValueError(f"op {self.name}: keeps {self.keeps!r} / autocast {self.autocast!r} unknown")
 
     def field(self, name: str) -> Field:
         return next(f for f in self.params if f.name == name)
@@ -122,7 +144,7 @@ class OpDef:
         if self.memory is not None:
             return self.memory(params, inputs, out)
         n = numel(out.shape)
-        return ActivationUse(n, n, sum(numel(t.shape) for t in inputs) + n)
+        return ActivationUse(0, n, sum(numel(t.shape) for t in inputs) + n)
 
 
 OPS: dict[str, OpDef] = {}
@@ -164,13 +186,16 @@ def _conv_len(n: int, k: int, s: int, pad: int, dil: int = 1) -> int:
     return (n + 2 * pad - dil * (k - 1) - 1) // s + 1
 
 
-def _elementwise(name: str, help: str, flops_per: int = 1, ctor: str | None = None) -> OpDef:
+def _elementwise(
+    name: str, help: str, flops_per: int = 1, ctor: str | None = None, keeps: str = "output"
+) -> OpDef:
     return _op(
         name=name,
         category="Activation",
         help=help,
         flops=lambda p, ins, out: flops_per * numel(out.shape),
         ctor=lambda p, ins: (ctor or f"nn.{name}", {}),
+        keeps=keeps,
     )
 
 
@@ -232,6 +257,7 @@ _op(
     min_inputs=0,
     max_inputs=0,
     shape=_input_shape,
+    keeps="none",  # the batch itself: the memory estimate counts it apart
 )
 
 # ---------------------------------------------------------------- dense
@@ -264,6 +290,8 @@ _op(
         {"in_features": ins[0].shape[-1], "out_features": p["out_features"], "bias": p["bias"]},
     ),
     width="out_features",
+    keeps="input",
+    autocast="low",
 )
 
 # ---------------------------------------------------------------- convolution
@@ -345,6 +373,12 @@ for _dims in (1, 2):
         flops=lambda p, ins, out, d=_dims: 2 * _conv_weights(p, ins, d) * numel(out.shape[1:]),
         ctor=_conv_ctor(_dims),
         width="out_channels",
+        keeps="input",
+        autocast="low",
+        # oneDNN (and cuDNN) compute into an output of their own layout, then reorder it
+        memory=lambda p, ins, out: ActivationUse(
+            0, numel(out.shape), numel(ins[0].shape) + 2 * numel(out.shape)
+        ),
     )
 
 
@@ -388,6 +422,15 @@ for _name, _help in (("MaxPool2d", "Maximum over each window."), ("AvgPool2d", "
                 "padding": p["padding"],
             },
         ),
+        # max pooling keeps its input and where each maximum was (int64); averaging keeps nothing
+        keeps="input" if _name == "MaxPool2d" else "none",
+        memory=(
+            lambda p, ins, out: ActivationUse(
+                0, numel(out.shape), numel(ins[0].shape) + numel(out.shape), index_bytes=8 * numel(out.shape)
+            )
+        )
+        if _name == "MaxPool2d"
+        else None,
     )
 
 
@@ -405,6 +448,7 @@ _op(
     shape=_adaptive_shape,
     flops=lambda p, ins, out: numel(ins[0].shape),
     ctor=lambda p, ins: ("nn.AdaptiveAvgPool2d", {"output_size": p["output_size"]}),
+    keeps="none",
 )
 
 # ---------------------------------------------------------------- normalization
@@ -428,6 +472,7 @@ _op(
     n_params=lambda p, ins, out: 2 * ins[0].shape[0],
     flops=lambda p, ins, out: 2 * numel(out.shape),
     ctor=lambda p, ins: ("nn.BatchNorm1d", {"num_features": ins[0].shape[0], "eps": p["eps"]}),
+    keeps="input",
 )
 _op(
     name="BatchNorm2d",
@@ -438,6 +483,7 @@ _op(
     n_params=lambda p, ins, out: 2 * ins[0].shape[0],
     flops=lambda p, ins, out: 2 * numel(out.shape),
     ctor=lambda p, ins: ("nn.BatchNorm2d", {"num_features": ins[0].shape[0], "eps": p["eps"]}),
+    keeps="input",
 )
 _op(
     name="LayerNorm",
@@ -448,6 +494,12 @@ _op(
     n_params=lambda p, ins, out: 2 * ins[0].shape[-1],
     flops=lambda p, ins, out: 5 * numel(out.shape),
     ctor=lambda p, ins: ("nn.LayerNorm", {"normalized_shape": ins[0].shape[-1], "eps": p["eps"]}),
+    keeps="input",
+    autocast="fp32_cuda",
+    # its input, and a mean and an inverse deviation (fp32) per row
+    memory=lambda p, ins, out: ActivationUse(
+        0, numel(out.shape), 2 * numel(out.shape), index_bytes=8 * numel(out.shape) // ins[0].shape[-1]
+    ),
 )
 _op(
     name="Dropout",
@@ -455,13 +507,17 @@ _op(
     help="Zeroes a random fraction of values while training.",
     params=(Field("p", "float", 0.1, "probability of zeroing a value", min=0, max=0.99),),
     ctor=lambda p, ins: ("nn.Dropout", {"p": p["p"]}),
+    keeps="none",  # but its mask, one byte a value
+    memory=lambda p, ins, out: ActivationUse(
+        0, numel(out.shape), 2 * numel(out.shape), index_bytes=numel(out.shape) if p["p"] else 0
+    ),
 )
 
 # ---------------------------------------------------------------- activations
 
 _elementwise("ReLU", "max(0, x).")
-_elementwise("GELU", "Gaussian error linear unit, the transformer default.", 8)
-_elementwise("SiLU", "x · sigmoid(x), also called swish.", 4)
+_elementwise("GELU", "Gaussian error linear unit, the transformer default.", 8, keeps="input")
+_elementwise("SiLU", "x · sigmoid(x), also called swish.", 4, keeps="input")
 _elementwise("Tanh", "Hyperbolic tangent.", 4)
 _elementwise("Sigmoid", "Logistic function.", 4)
 _op(
@@ -472,6 +528,7 @@ _op(
     shape=lambda p, ins: ins[0],
     flops=lambda p, ins, out: 3 * numel(out.shape),
     ctor=lambda p, ins: ("nn.Softmax", {"dim": -1}),
+    autocast="fp32_cuda",
 )
 
 # ---------------------------------------------------------------- shape ops
@@ -483,6 +540,7 @@ _op(
     help="Flattens a sample to a vector.",
     shape=lambda p, ins: TensorType((numel(ins[0].shape),), ins[0].dtype),
     ctor=lambda p, ins: ("nn.Flatten", {}),
+    keeps="view",
 )
 
 
@@ -521,6 +579,7 @@ _op(
     ),
     shape=_reshape_shape,
     ctor=lambda p, ins: ("layers.Reshape", {"shape": list(_reshape_shape(p, ins).shape)}),
+    keeps="view",
 )
 
 # ---------------------------------------------------------------- sequence
@@ -549,6 +608,8 @@ _op(
         {"num_embeddings": p["num_embeddings"], "embedding_dim": p["embedding_dim"]},
     ),
     width="embedding_dim",
+    keeps="input",  # the token ids
+    autocast="fp32",
 )
 
 
@@ -575,6 +636,8 @@ _op(
     flops=lambda p, ins, out: numel(out.shape),
     ctor=lambda p, ins: ("layers.PositionalEmbedding", {"max_len": p["max_len"], "dim": ins[0].shape[-1]}),
     traits={"opaque"},
+    keeps="none",
+    autocast="fp32",
 )
 
 
@@ -589,8 +652,12 @@ def _attn_shape(p, ins):
     return ins[0]
 
 
-def _attn_flops(t: int, d: int) -> int:
-    return 2 * t * d * 3 * d + 2 * 2 * t * t * d + 2 * t * d * d
+def _attn_flops(t: int, d: int, causal: bool) -> int:
+    """QKV projection, scores (Q·Kᵀ), weighted values (A·V) and the output projection. A causal
+    query i attends to i + 1 keys, so the two score products cover T(T+1)/2 of the T×T pairs
+    (what causal kernels compute; torch's FlopCounterMode counts all T² whatever the mask)."""
+    pairs = t * (t + 1) // 2 if causal else t * t
+    return 2 * t * d * 3 * d + 2 * 2 * pairs * d + 2 * t * d * d
 
 
 _ATTN_PARAMS = (
@@ -606,21 +673,38 @@ _op(
     params=_ATTN_PARAMS,
     shape=_attn_shape,
     n_params=lambda p, ins, out: 4 * ins[0].shape[-1] ** 2 + 4 * ins[0].shape[-1],
-    flops=lambda p, ins, out: _attn_flops(*ins[0].shape),
-    # saved: input, Q/K/V, the attention output (kept twice: by SDPA and the projection)
+    flops=lambda p, ins, out: _attn_flops(*ins[0].shape, p["causal"]),
+    # kept: Q/K/V (one tensor) and the attention output, which SDPA lays out so that the
+    # projection reads it as a view; its backward: the gradients of Q/K/V and of the scores' rows
     memory=lambda p, ins, out: ActivationUse(
-        6 * numel(out.shape), 4 * numel(out.shape), 5 * numel(out.shape)
+        4 * numel(out.shape),
+        3 * numel(out.shape),
+        5 * numel(out.shape),
+        grad=4 * numel(out.shape),
+        live_residual=numel(out.shape),
     ),
     ctor=lambda p, ins: ("layers.MultiheadSelfAttention", {"dim": ins[0].shape[-1], **p}),
     traits={"opaque", "deep"},
+    keeps="input",
+    autocast="low",
 )
 
 
 def _block_memory(p, t: int, d: int) -> ActivationUse:
     r = p["mlp_ratio"]
-    # saved: LN, QKV, attention, projection, LN, the MLP's input and hidden layer (twice)
-    # live: the residual, the input and the MLP's hidden layer twice
-    return ActivationUse((9 + 2 * r) * t * d, r * t * d, (2 + 2 * r) * t * d)
+    # kept beyond its input: both norms' outputs, Q/K/V, the attention output, the MLP's
+    # hidden layer before and after the activation, and the residual between the halves (at
+    # the input's precision); its backward holds the gradients of the residual and of the
+    # hidden layer. Live under no_grad: the input, the residual, the second norm's output and
+    # the hidden layer twice.
+    return ActivationUse(
+        (7 + 2 * r) * t * d,
+        r * t * d,
+        (3 + 2 * r) * t * d,
+        residual=t * d,
+        grad=(1 + r) * t * d,
+        live_residual=3 * t * d,
+    )
 
 
 def _block_params(p, d: int) -> int:
@@ -641,11 +725,12 @@ _op(
     shape=_attn_shape,
     n_params=lambda p, ins, out: _block_params(p, ins[0].shape[-1]),
     flops=lambda p, ins, out: (
-        _attn_flops(*ins[0].shape) + 4 * numel(out.shape) * p["mlp_ratio"] * ins[0].shape[-1]
+        _attn_flops(*ins[0].shape, p["causal"]) + 4 * numel(out.shape) * p["mlp_ratio"] * ins[0].shape[-1]
     ),
     memory=lambda p, ins, out: _block_memory(p, *ins[0].shape),
     ctor=lambda p, ins: ("layers.TransformerBlock", {"dim": ins[0].shape[-1], **p}),
     traits={"opaque", "deep", "unit"},
+    keeps="input",
 )
 
 
@@ -685,6 +770,8 @@ for _name, _gates in (("LSTM", 4), ("GRU", 3)):
             (g + 2) * numel(out.shape) * p["num_layers"], 4 * numel(out.shape), (g + 2) * numel(out.shape)
         ),
         ctor=lambda p, ins, n=_name: (f"layers.{n}", {"input_size": ins[0].shape[-1], **p}),
+        keeps="input",
+        autocast="low",
         width="hidden_size",
         # torch-pruning 1.6's hidden-size pruning fails on the gate-stacked weights (IndexError)
         traits={"opaque"},
@@ -710,6 +797,7 @@ _op(
     shape=_add_shape,
     flops=lambda p, ins, out: (len(ins) - 1) * numel(out.shape),
     ctor=lambda p, ins: ("layers.Add", {}),
+    keeps="none",
 )
 
 
@@ -740,6 +828,7 @@ _op(
     max_inputs=None,
     shape=_concat_shape,
     ctor=lambda p, ins: ("layers.Concat", {"dim": p["dim"] % len(ins[0].shape) + 1}),
+    keeps="none",
 )
 
 # ---------------------------------------------------------------- blocks
@@ -759,6 +848,7 @@ _op(
     traits={"opaque"},
     body="body",
     copies="times",
+    keeps="none",  # its body's ops say what they keep
 )
 
 

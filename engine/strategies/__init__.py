@@ -37,6 +37,7 @@ def make_strategy(spec: dict) -> SingleDevice:
     device = resolve_device(hardware)
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    torch.set_float32_matmul_precision(hardware["matmul_precision"])  # TF32 on Ampere+ from "high"
     precision = Precision(spec["train"]["precision"], device.type)
     checkpointing = hardware["activation_checkpointing"]
     if plan.strategy == "single":

@@ -12,6 +12,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from engine.compiler import Compiler
 from engine.strategies.single import SingleDevice, enable_checkpointing
 
 
@@ -26,10 +27,12 @@ class DDP(SingleDevice):
     def describe(self) -> str:
         return f"{super().describe()}, {self.world_size} processes ({dist.get_backend()})"
 
-    def setup(self, model: nn.Module) -> nn.Module:
+    def setup(self, model: nn.Module, compiler: Compiler | None = None) -> nn.Module:
         if self.checkpointing:
             enable_checkpointing(model)
         model = model.to(self.device)
+        if compiler:  # compiled inside DDP's forward: dynamo then splits the graph at DDP's buckets
+            compiler.whole(model)
         # The constructor broadcasts rank 0's weights, so every replica starts equal.
         # gradient_as_bucket_view: gradients live in the all-reduce buckets instead of beside them.
         return DistributedDataParallel(

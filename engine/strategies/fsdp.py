@@ -27,6 +27,7 @@ from torch.distributed.checkpoint.state_dict import (
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import CPUOffloadPolicy, OffloadPolicy, fully_shard
 
+from engine.compiler import Compiler
 from engine.strategies.ddp import DDP
 from engine.strategies.single import FULL_STATE, enable_checkpointing
 
@@ -44,10 +45,12 @@ class FSDP(DDP):
         offload = ", shards offloaded to CPU" if self.cpu_offload else ""
         return f"{super().describe()}, {self.sharding}{offload}"
 
-    def setup(self, model: nn.Module) -> nn.Module:
+    def setup(self, model: nn.Module, compiler: Compiler | None = None) -> nn.Module:
         if self.checkpointing:
             enable_checkpointing(model)
         model = model.to(self.device)
+        if compiler:  # unit by unit, before sharding: FSDP's hooks stay outside the compiled code
+            compiler.units(shard_units(model))
         if self.sharding == "no_shard":
             mesh = init_device_mesh(
                 self.device.type, (self.world_size, 1), mesh_dim_names=("replicate", "shard")

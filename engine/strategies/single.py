@@ -17,6 +17,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
+from engine.compiler import Compiler
 from engine.precision import Precision
 
 # Full (unsharded) state on CPU: loadable by a run with any strategy and any device.
@@ -40,10 +41,12 @@ class SingleDevice:
         extra = ", activation checkpointing" if self.checkpointing else ""
         return f"{self.reason or self.name} on {self.device}, {self.precision.name}{extra}"
 
-    def setup(self, model: nn.Module) -> nn.Module:
+    def setup(self, model: nn.Module, compiler: Compiler | None = None) -> nn.Module:
+        """The model on this device, ready to train: checkpointed, wrapped, sharded, compiled."""
         if self.checkpointing:
             enable_checkpointing(model)
-        return model.to(self.device)
+        model = model.to(self.device)
+        return compiler.whole(model) if compiler else model
 
     def unwrap(self, model: nn.Module) -> nn.Module:
         return model

@@ -12,12 +12,14 @@ from collections.abc import Callable
 
 import torch
 
+from engine.compiler import Compiler
 from engine.data import Dataset, load_dataset
 from engine.errors import Diverged
 from engine.graph.build import GraphModule
 from engine.graph.model import Graph
 from engine.graph.shapes import Analysis, validate
 from engine.optim import make_optimizer, make_scheduler
+from engine.perf import Utilization
 from engine.preflight import check_model_fits
 from engine.seed import capture_rng, restore_rng, seed_everything
 from engine.strategies import make_strategy
@@ -61,7 +63,7 @@ def fit(
     # --- where and how: device, precision, and how processes cooperate (single, DDP, FSDP)
     strategy = make_strategy(spec)
     device = strategy.device
-    model = strategy.setup(model)
+    model = strategy.setup(model, Compiler(train["compile"], ctx.log))
     x_train, y_train = (
         torch.as_tensor(data.x_train, device=device),
         torch.as_tensor(data.y_train, device=device),
@@ -154,6 +156,7 @@ def fit(
         spent = time.time() - started
         return (step - start_step) / spent if spent > 0 and step > start_step else None
 
+    utilization = Utilization(ctx, analysis, device, strategy.world_size)  # MFU, GPU memory
     window_t, window_step = time.perf_counter(), step
     last_eval: dict[str, float] = {}
     stopping = False  # agreed by all ranks, so that they leave the loop at the same step
@@ -199,7 +202,7 @@ def fit(
             if now - window_t >= 1.0 or step == total_steps:
                 rate = (step - window_step) * plan.global_batch / (now - window_t)
                 perf = {"perf/samples_per_s": rate} | ({"perf/tokens_per_s": rate * tokens} if tokens else {})
-                ctx.log_metrics(step, perf)
+                ctx.log_metrics(step, perf | utilization.window(rate))
                 window_t, window_step = now, step
 
         # --- evaluate (every rank, the whole validation split) and checkpoint on their cadence

@@ -95,7 +95,8 @@ def test_checkpointing_and_low_precision_shrink_activations():
     mlp = estimate_memory(example("digits_mlp"), plan=_cpu_plan())
     assert mlp.activations_checkpointed == mlp.activations_plain  # nothing to checkpoint
     bf16 = estimate_memory(example("char_gpt", train={"precision": "bf16"}), plan=_cpu_plan())
-    assert bf16.activations < 0.7 * gpt.activations and bf16.casts == gpt.parameters // 2
+    assert bf16.activations < 0.7 * gpt.activations
+    assert 0 < bf16.casts < gpt.parameters // 2  # 2-byte copies of the matrix products' weights only
 
 
 class LiveBytes(TorchDispatchMode):

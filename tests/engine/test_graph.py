@@ -373,7 +373,7 @@ def test_a_new_op_is_one_registry_entry(monkeypatch, tmp_path):
     from engine.graph.build import build, example_input
     from engine.graph.export import export
     from engine.graph.ops import OPS, ActivationUse, OpDef
-    from engine.memory import _Acts, _walk
+    from engine.memory import _Walk
 
     op = OpDef(
         name="Hardtanh",
@@ -391,8 +391,9 @@ def test_a_new_op_is_one_registry_entry(monkeypatch, tmp_path):
     assert isinstance(model.clamp, torch.nn.Hardtanh)
     x = example_input(analysis)
     assert model(x).abs().max() <= 1
-    acts = _Acts()
-    _walk(analysis, acts)
-    assert acts.plain == 6 + 4 + 7  # the Input's sample, the Linear's output, the rule's 7
+    walk = _Walk(low=None, cuda=False, checkpointing=False)
+    walk.graph(analysis, None, None)
+    # the Linear's output is not kept (the new op keeps its own result, 4 values) + the rule's 7
+    assert [layer.kept for layer in walk.finish()] == [0, 4 * (4 + 7)]
     (code,) = export(g, "pytorch", tmp_path / "m.py")
     assert "self.clamp = nn.Hardtanh()" in code.read_text()
