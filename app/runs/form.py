@@ -246,8 +246,11 @@ class RunForm(QWidget):
         self.start_button = QPushButton("Start run", objectName="startButton")
         self.start_button.setToolTip("Start the run in the background (Ctrl+Return)")
         self.start_button.setShortcut("Ctrl+Return")
-        self.sweep_button = QPushButton("Sweep", objectName="sweepButton")
-        self.sweep_button.setToolTip("Run a sweep over the fields switched to ranges (⇆ beside a field)")
+        # A spec with ranges is a sweep: its button stands where Queue and Start do (the header
+        # has no room for all three at 1024 px).
+        self.sweep_button = QPushButton("Sweep", objectName="sweepButton", visible=False)
+        self.sweep_button.setToolTip("Run a sweep over the fields switched to ranges (Ctrl+Return)")
+        self.sweep_button.setShortcut("Ctrl+Return")
         self.sweep_button.clicked.connect(lambda: self._submit(self.sweep_requested))
         self.load_button.clicked.connect(self.load_spec)
         self.save_button.clicked.connect(self.save_spec)
@@ -616,6 +619,7 @@ class RunForm(QWidget):
         self.queue_button.setEnabled(valid)
         self.sweep_button.setEnabled(valid and self.ranges.sweeping)
         self.sweep_card.setVisible(self.ranges.sweeping)
+        self._show_actions()
         lines = [f"{p}: {m}" if p else m for p, ms in problems.items() for m in ms]
         if valid:
             self.status.setText("✔ Ready to start")
@@ -763,10 +767,19 @@ class RunForm(QWidget):
         script = mode == "script"
         for w in (self.tabs, self.hint, self.status, self.status_detail):
             w.setVisible(not script)
-        for b in (self.load_button, self.save_button, self.queue_button, self.start_button):
-            b.setVisible(not script)
         self.script_form.setVisible(script)
         self.findChild(QRadioButton, f"mode:{mode}").setChecked(True)
+        self._show_actions()
+
+    def _show_actions(self) -> None:
+        """The header's buttons for the mode: a script has its own; a spec with ranges is a sweep."""
+        designed = not self.script_form.isVisibleTo(self)
+        sweeping = designed and self.ranges.sweeping
+        for b in (self.load_button, self.save_button):
+            b.setVisible(designed)
+        for b in (self.queue_button, self.start_button):
+            b.setVisible(designed and not sweeping)
+        self.sweep_button.setVisible(sweeping)
 
     def _on_devices(self, report: dict) -> None:
         self.devices.set_report(report)

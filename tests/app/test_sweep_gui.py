@@ -66,6 +66,8 @@ def test_a_field_switched_to_a_range_is_checked_against_its_own_range(qtbot):
     # a decade either side of the value, log-uniform; the sweep section appears with it
     assert form.model.doc["sweep"]["params"] == {"optim.lr": {"log_uniform": [0.0002, 0.02]}}
     assert form.sweep_card.isVisible() and form.sweep_button.isEnabled()
+    # a spec with ranges is a sweep: Sweep stands where Queue and Start were
+    assert form.sweep_button.isVisible() and form.start_button.isHidden() and form.queue_button.isHidden()
     retype(qtbot, ranged.low.widget, "0")
     assert ranged.low.problems == ["lr must be > 0 and <= 10, got 0"]
     assert not form.sweep_button.isEnabled()
@@ -94,6 +96,7 @@ def test_a_field_switched_to_a_range_is_checked_against_its_own_range(qtbot):
         qtbot.mouseClick(form.ranges.toggles[path], Qt.MouseButton.LeftButton)
     assert "sweep" not in form.model.doc and form.sweep_card.isHidden()
     assert form.rows["optim.lr"].editor.isVisible() and not form.sweep_button.isEnabled()
+    assert form.sweep_button.isHidden() and form.start_button.isVisible()
 
 
 def test_a_loaded_sweep_spec_shows_its_ranges_on_the_rows(qtbot, tmp_path):
