@@ -622,7 +622,7 @@ class RunForm(QWidget):
         self._show_actions()
         lines = [f"{p}: {m}" if p else m for p, ms in problems.items() for m in ms]
         if valid:
-            self.status.setText("✔ Ready to start")
+            self.status.setText("✔ Ready to sweep" if self.ranges.sweeping else "✔ Ready to start")
         else:
             n = len(lines) or 1
             self.status.setText(f"✖ {n} problem{'s' if n != 1 else ''}")

@@ -68,6 +68,7 @@ def test_a_field_switched_to_a_range_is_checked_against_its_own_range(qtbot):
     assert form.sweep_card.isVisible() and form.sweep_button.isEnabled()
     # a spec with ranges is a sweep: Sweep stands where Queue and Start were
     assert form.sweep_button.isVisible() and form.start_button.isHidden() and form.queue_button.isHidden()
+    assert form.status.text() == "✔ Ready to sweep"
     retype(qtbot, ranged.low.widget, "0")
     assert ranged.low.problems == ["lr must be > 0 and <= 10, got 0"]
     assert not form.sweep_button.isEnabled()
