@@ -105,6 +105,17 @@ CATEGORY_COLORS = {
     "Merge": "#8b8f16",
     "Block": "#4f5bd5",
 }
+#: a run's status has one colour in every view (run list, run badge, runs table, details), in both themes
+STATUS_COLORS = {
+    "starting": "#66758a",
+    "queued": "#66758a",
+    "running": "#2f6fde",
+    "stopping": "#a8770a",
+    "stopped": "#a8770a",
+    "completed": "#2e9e5b",
+    "failed": "#d93636",
+    "crashed": "#b0306a",
+}
 _SPARE = ("#a0522d", "#2e8b57", "#b8860b", "#6a5acd")
 
 

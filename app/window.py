@@ -290,11 +290,17 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.zoom_label)
         self.doc.analyzed.connect(self._show_validity)
         self.designer.view.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z:.0%}"))
-        self.designer.status.connect(lambda text: bar.showMessage(text, STATUS_MS))
+        self.designer.status.connect(self._designer_news)
         self.files.status.connect(lambda text: bar.showMessage(text, STATUS_MS))
         self.autosaver.failed.connect(lambda text: bar.showMessage(text, STATUS_MS))
         if self.doc.analysis is not None:
             self._show_validity(self.doc.analysis)
+
+    def _designer_news(self, text: str) -> None:
+        """The canvas's notes (zoom, refused connections) are news only while it is on screen: a
+        resize on another tab re-fits the hidden canvas, whose note would sit under that tab."""
+        if self.tabs.tabText(self.tabs.currentIndex()) == "Designer":
+            self.statusBar().showMessage(text, STATUS_MS)
 
     def _show_validity(self, analysis: Analysis) -> None:
         n = len(analysis.problems)
@@ -442,14 +448,18 @@ class ShortcutsDialog(QDialog):
         self.setObjectName("shortcutsDialog")
         self.setWindowTitle("Keyboard shortcuts")
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        html = "".join(
-            f"<h3>{escape(name)}</h3><table cellspacing='0' cellpadding='2'>"
+        # one table, so every section's keys start in one column
+        html = (
+            "<table cellspacing='0' cellpadding='2'>"
             + "".join(
-                f"<tr><td style='padding-right:18px'>{escape(what)}</td><td><b>{escape(keys)}</b></td></tr>"
-                for what, keys in rows
+                f"<tr><td colspan='2'><h3>{escape(name)}</h3></td></tr>"
+                + "".join(
+                    f"<tr><td style='padding-right:18px'>{escape(what)}</td><td><b>{escape(keys)}</b></td></tr>"
+                    for what, keys in rows
+                )
+                for name, rows in sections.items()
             )
             + "</table>"
-            for name, rows in sections.items()
         )
         self.text = QTextBrowser(objectName="shortcutsText")
         self.text.setHtml(html)

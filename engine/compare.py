@@ -16,7 +16,7 @@ from collections.abc import Sequence
 # one of its words (split on / . _ and -) or the whole last part is in a set; "max" wins ties.
 HIGHER_IS_BETTER = frozenset(
     {"accuracy", "acc", "f1", "precision", "recall", "auc", "r2", "iou", "bleu", "map", "top1", "top5",
-     "samples_per_s", "tokens_per_s", "throughput", "speedup", "reward"}
+     "samples_per_s", "tokens_per_s", "throughput", "speedup", "reward", "mfu"}
 )  # fmt: skip
 LOWER_IS_BETTER = frozenset(
     {"loss", "perplexity", "ppl", "rmse", "mae", "mse", "error", "err", "latency", "params", "flops",

@@ -50,8 +50,15 @@ def field(name: str, v) -> str:
     if isinstance(v, int | float):
         if any(w in name for w in COUNT_WORDS) and float(v).is_integer():
             return count(v)
+        if name.endswith("mfu"):
+            return utilization(v)
         return value(v)
     return str(v)
+
+
+def utilization(v: float) -> str:
+    """A share of a device's peak (MFU): '41.7%', '0.32%' (small shares keep two digits)."""
+    return f"{v:.1%}" if v >= 0.1 else f"{v * 100:.2g}%"
 
 
 def size(n: int | float | None) -> str:

@@ -128,8 +128,8 @@ class MemoryEstimate:
         room = self.capacity - RUNTIME_ALLOWANCE.get(self.device_type, 0) - (self.data or 0)
         best = None
         for m in self.moments:
-            if m.batch != self.batch_size or m.per_sample == 0:
-                if m.fixed > room:
+            if m.batch != self.batch_size or m.per_sample == 0:  # evaluation: not the training batch's
+                if m.total > room:
                     return 0
                 continue
             fits = max(0, (room - m.fixed) // m.per_sample)
@@ -211,8 +211,10 @@ class MemoryEstimate:
             ways.insert(0, "lower train.eval_batch_size")
         elif term.startswith("the data"):
             ways.insert(0, "use fewer or smaller samples")
+        elif term.startswith("the parameters"):
+            ways.append("make the model smaller")
         if not ways:
-            ways = ["make the model smaller" if term != "activations" else "make the model's layers narrower"]
+            ways = ["make the model's layers narrower"]
         return path, f"{head}: {' or '.join(ways)} (--force starts it anyway)"
 
 
@@ -365,12 +367,16 @@ class _Walk:
 # ------------------------------------------------------------------ the estimate
 
 
-def estimate_memory(spec: dict, analysis: Analysis | None = None, data=None, plan=None) -> MemoryEstimate:
+def estimate_memory(
+    spec: dict, analysis: Analysis | None = None, data=None, plan=None, capacity: int | None = None
+) -> MemoryEstimate:
     """Per-device memory of `spec`. `plan` (a `WorldPlan`, or a `DevicePlan`) may describe a
     hypothetical device set (the GUI's device choice); by default it is this machine's, told
     without torch where `device_plan` can (so the GUI and `trainbench validate` never import
     it), else by `plan_world`. `data` (a `Dataset`, or the `DataInfo` the preflight describes
-    without loading) adds the data set's bytes; without it they are left out and a note says so."""
+    without loading) adds the data set's bytes; without it they are left out and a note says so.
+    `capacity`: the bytes free per device to fit into (default: the plan's devices' free memory).
+    A misfit's `advice` estimates each setting that would shrink the need."""
     from engine.data import as_info
 
     analysis = analysis or analyze(Graph.from_dict(spec["model"]))
@@ -381,13 +387,13 @@ def estimate_memory(spec: dict, analysis: Analysis | None = None, data=None, pla
 
         plan = plan_world(spec)
     data = as_info(data) if data is not None else None
-    est = _estimate(spec, analysis, data, plan)
+    est = _estimate(spec, analysis, data, plan, capacity)
     if est.fits is False:
         est.advice = _advice(spec, analysis, data, plan, est)
     return est
 
 
-def _estimate(spec: dict, analysis: Analysis, data, plan) -> MemoryEstimate:
+def _estimate(spec: dict, analysis: Analysis, data, plan, capacity: int | None = None) -> MemoryEstimate:
     hw, train = spec["hardware"], spec["train"]
     world, strategy = plan.world_size, plan.strategy
     cuda = plan.device_type == "cuda"
@@ -540,7 +546,8 @@ def _estimate(spec: dict, analysis: Analysis, data, plan) -> MemoryEstimate:
     gradients = (4 * shard + 4 * max([*units, root], default=0)) if sharded else 4 * n_params
     if offload:
         gradients = 4 * max([*units, root], default=0)
-    device, capacity = _capacity(plan)
+    device, free = _capacity(plan)
+    capacity = free if capacity is None else capacity
     if capacity is None and cuda:
         notes.append("the GPUs' free memory needs NVML (pip install nvidia-ml-py) or validate --measure")
     evaluation = next(m for m in chosen if m.name == "evaluation")
@@ -580,6 +587,13 @@ def _advice(spec: dict, analysis: Analysis, data, plan, est: MemoryEstimate) -> 
         )
     if train["precision"] == "fp32":
         tries.append(("train in bf16 (train.precision)", {"train": {"precision": "bf16"}}))
+    if len(tries) == 2:
+        tries.append(
+            (
+                "both",
+                {"hardware": {"activation_checkpointing": True}, "train": {"precision": "bf16"}},
+            )
+        )
     if plan.world_size > 1 and plan.strategy != "fsdp":
         tries.append(
             (
@@ -595,9 +609,20 @@ def _advice(spec: dict, analysis: Analysis, data, plan, est: MemoryEstimate) -> 
             if "strategy" in change.get("hardware", {})
             else plan
         )
-        alt = _estimate(other, analysis, data, other_plan)
+        alt = _estimate(other, analysis, data, other_plan, est.capacity)
         verdict = "fits" if alt.fits else "still too much"
         out.append(f"{words} (needs ~{_size(alt.required)}: {verdict})")
+    if plan.device_type == "cuda" and plan.world_size == 1:  # a model too large for one GPU
+        sharded = {**spec, "hardware": {**hw, "strategy": "fsdp"}}
+        for n in (2, 4, 8):
+            alt = _estimate(
+                sharded, analysis, data, replace(plan, strategy="fsdp", nproc_per_node=n), est.capacity
+            )
+            if alt.fits:
+                out.append(
+                    f"shard it with fsdp over {n} GPUs like this one (needs ~{_size(alt.required)}: fits)"
+                )
+                break
     return out
 
 

@@ -300,15 +300,19 @@ def script_argv(spec: dict) -> list[str]:
 
 
 def tracking_import_path() -> str | None:
-    """The folder that lets a script `import trainbench` when this installation does not provide
-    the name itself (a source checkout run without `pip install -e .`); None when it does."""
-    shim = str(Path(__file__).resolve().parent / "tracking" / "source_tree")
+    """The folder that lets a script `import trainbench` from this checkout when the installed name
+    does not point here (a source checkout run without `pip install -e .`, or a second worktree
+    beside the installed one); None when it does."""
+    package = Path(__file__).resolve().parent / "tracking"
     for finder in sys.meta_path:  # as a new interpreter would look, not this one's imports
         find = getattr(finder, "find_spec", None)
         spec = find("trainbench", None) if find else None
-        if spec is not None and not str(spec.origin or "").startswith(shim):
-            return None
-    return shim
+        if spec is not None:  # the first finder that knows the name decides
+            ours = (package, package.parent.parent / "trainbench")  # this checkout, or a wheel's copy
+            if spec.origin and Path(spec.origin).resolve().parent in ours:
+                return None
+            break  # the shim, or another checkout's install (a worktree beside it): use this one's
+    return str(package / "source_tree")
 
 
 # ------------------------------------------------------------------ running

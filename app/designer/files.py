@@ -243,9 +243,10 @@ class FileActions(QObject):
     def export(self, fmt: str) -> None:
         analysis = self.doc.analysis
         if analysis is None or analysis.problems:
-            problems = "\n".join(
-                f"• {n}: {m}" if n else f"• {m}" for n, m in (analysis.problems if analysis else [])[:8]
-            )
+            found = analysis.problems if analysis else []
+            problems = "\n".join(f"• {n}: {m}" if n else f"• {m}" for n, m in found[:8])
+            if len(found) > 8:  # the model summary lists them all
+                problems += f"\n… and {len(found) - 8} more, listed in the model summary"
             QMessageBox.warning(
                 self.window, "The model has problems", f"Fix these before exporting:\n{problems}"
             )

@@ -196,6 +196,7 @@ class ExperimentsArea(QWidget):
     def _make_actions(self) -> dict[str, QAction]:
         def act(text: str, slot, shortcut=None, tip: str = "") -> QAction:
             action = QAction(text, self)
+            action.setProperty("title", text.rstrip("…"))  # the shortcuts list's name: "Compare 3" counts
             action.triggered.connect(slot)
             if shortcut is not None:
                 action.setShortcuts(

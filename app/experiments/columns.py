@@ -31,14 +31,6 @@ DEFAULT_COLUMNS = (
     "starred", "id", "name", "kind", "status", "parent_id", "created_at", "duration",
     "spec:optim.lr", "spec:train.batch_size", "summary:params", "metric:val/accuracy", "metric:val/loss", "tags",
 )  # fmt: skip
-STATUS_COLORS = {
-    "completed": "#2e9e5b",
-    "running": "#2f6fde",
-    "queued": "#8a94a3",
-    "failed": "#d93636",
-    "crashed": "#c2410c",
-    "stopped": "#a16207",
-}
 STAR_COLOR = "#e0a100"
 #: spec leaves that mean nothing without their section (optim.name vs schedule.name)
 GENERIC_LEAVES = frozenset(
@@ -127,8 +119,8 @@ def _run_columns() -> dict[str, Column]:
             Column("kind", "Kind", "train, prune or distill", _stored("kind")),
             Column(
                 "status", "Status", "Status", _stored("status"),
-                color=lambda v: QColor(STATUS_COLORS.get(v, theme.current().text)),
-                icon=lambda _c, _r, v: swatch(STATUS_COLORS.get(v, "#8a94a3"), round_=True),
+                color=lambda v: QColor(theme.STATUS_COLORS.get(v, theme.current().text)),
+                icon=lambda _c, _r, v: swatch(theme.STATUS_COLORS.get(v, "#8a94a3"), round_=True),
             ),
             Column(
                 "parent_id", "Parent", "The run this one was pruned or distilled from", _stored("parent_id"),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -51,6 +51,10 @@ ORDER = ("train/loss", "val/loss", "val/accuracy", "val/perplexity", "val/rmse")
 GROUPS = ("train/", "val/", "perf/", "sys/")
 PLOT_WIDTH = 520  # the grid puts as many columns as fit this width
 PLOT_HEIGHT = 240
+#: the table's field column, and its run columns: this wide when there is room, down to the
+#: narrower width so that five runs fit a 1024-pixel window without sideways scrolling
+FIELD_WIDTH = 220
+RUN_WIDTH, RUN_MIN_WIDTH = 160, 96
 
 
 @dataclass
@@ -158,6 +162,7 @@ class CompareView(QWidget):
         self.table.setWordWrap(False)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(False)
+        self.table.viewport().installEventFilter(self)
         # a run's name too long for its column keeps its end and id (a header does not elide by default)
         self.table.horizontalHeader().setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.only_diff = QCheckBox("Only differences", objectName="onlyDifferences", checked=True)
@@ -387,11 +392,21 @@ class CompareView(QWidget):
         super().showEvent(event)
         self._populate_timer.start()
 
+    def eventFilter(self, watched, event) -> bool:
+        # the table's own width changes also when its vertical scroll bar comes or goes
+        if watched is self.table.viewport() and event.type() == QEvent.Type.Resize:
+            self._fit_table_columns()
+        return super().eventFilter(watched, event)
+
     def _fit_table_columns(self) -> None:
+        """The run columns share the table's width (the header elides names that do not fit)."""
         header = self.table.horizontalHeader()
-        header.resizeSection(0, 220)
-        for i in range(1, self.table_model.columnCount()):
-            header.resizeSection(i, 160)
+        header.resizeSection(0, FIELD_WIDTH)
+        runs = self.table_model.columnCount() - 1
+        room = self.table.viewport().width() - FIELD_WIDTH
+        width = max(RUN_MIN_WIDTH, min(RUN_WIDTH, room // max(1, runs)))
+        for i in range(1, runs + 1):
+            header.resizeSection(i, width)
 
     # ------------------------------------------------------------ export
 

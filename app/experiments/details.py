@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
 
 from app import theme
 from app.experiments.colors import run_color
-from app.experiments.columns import STATUS_COLORS
 from app.experiments.legend import FlowLayout
 from app.experiments.table_model import RunTableModel
 from engine import format as fmt
@@ -154,7 +153,7 @@ class RunDetails(QScrollArea):
             lines.append(
                 f"<tr><td><span style='color:{run_color(rid).name()}'>■</span> {html.escape(c.rows['name'][row])}"
                 f" <span style='color:{t.subtext}'>#{rid}</span></td>"
-                f"<td style='color:{STATUS_COLORS.get(status, t.subtext)}'>&nbsp;&nbsp;{status}</td></tr>"
+                f"<td style='color:{theme.STATUS_COLORS.get(status, t.subtext)}'>&nbsp;&nbsp;{status}</td></tr>"
             )
         more = len(run_ids) - MANY_SHOWN
         tail = f"<p style='color:{t.subtext}'>and {more} more</p>" if more > 0 else ""
@@ -172,7 +171,7 @@ class RunDetails(QScrollArea):
             return
         t = theme.current()
         color = run_color(run["id"]).name()
-        status_color = STATUS_COLORS.get(run["status"], t.subtext)
+        status_color = theme.STATUS_COLORS.get(run["status"], t.subtext)
         star = "<span style='color:#e0a100'>★</span> " if run["starred"] else ""
         self.title.setText(
             f"<span style='color:{color}'>■</span> {star}<b>{html.escape(run['name'])}</b>"

@@ -213,8 +213,9 @@ class TradeoffScatter(DeferredRows, QWidget):
         t = theme.current()
         self.plot.setBackground(t.panel)
         for name in ("left", "bottom"):
-            self.plot.getAxis(name).setTextPen(pg.mkPen(t.subtext))
+            # in this order: pyqtgraph colours the axis title with the last pen set
             self.plot.getAxis(name).setPen(pg.mkPen(t.border))
+            self.plot.getAxis(name).setTextPen(pg.mkPen(t.subtext))
         finite = np.isfinite(self.xs) & np.isfinite(self.ys)
         if self.log_x.isChecked():
             finite &= self.xs > 0

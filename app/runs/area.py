@@ -232,13 +232,18 @@ class RunsArea(QWidget):
         box.setText(
             f"<b>{len(live)} run{'s are' if len(live) > 1 else ' is'} still going.</b><ul>{lines}</ul>"
         )
+        them, each = ("them", "each saves") if len(live) > 1 else ("it", "it saves")
         box.setInformativeText(
-            "Keep them running in the background? Trainbench reattaches to them the next time it opens. "
-            "Or stop them now: each saves a checkpoint, so it can be resumed later."
-            + (f"\n{queued} queued run(s) wait until Trainbench is opened again." if queued else "")
+            f"Keep {them} running in the background? Trainbench reattaches to {them} the next time it opens. "
+            f"Or stop {them} now: {each} a checkpoint, so it can be resumed later."
+            + (
+                f"\n{queued} queued run{' waits' if queued == 1 else 's wait'} until Trainbench is opened again."
+                if queued
+                else ""
+            )
         )
         keep = box.addButton("Keep running", QMessageBox.ButtonRole.AcceptRole)
-        stop = box.addButton("Stop them", QMessageBox.ButtonRole.DestructiveRole)
+        stop = box.addButton(f"Stop {them}", QMessageBox.ButtonRole.DestructiveRole)
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.setDefaultButton(keep)
         box.exec()

@@ -256,14 +256,8 @@ class RunForm(QWidget):
         self.save_button.clicked.connect(self.save_spec)
         self.start_button.clicked.connect(lambda: self._submit(self.start_requested))
         self.queue_button.clicked.connect(lambda: self._submit(self.queue_requested))
-        self.mode_buttons = QButtonGroup(self)
         top = QHBoxLayout()
         top.addWidget(title)
-        for key, text in (("designed", "Design a run"), ("script", "Run a script")):
-            button = QRadioButton(text, objectName=f"mode:{key}", checked=key == "designed")
-            button.toggled.connect(lambda on, k=key: on and self.set_mode(k))
-            self.mode_buttons.addButton(button)
-            top.addWidget(button)
         top.addStretch(1)
         for b in (self.load_button, self.save_button):
             top.addWidget(b)
@@ -272,10 +266,20 @@ class RunForm(QWidget):
         top.addWidget(self.sweep_button)
         top.addWidget(self.start_button)
         # the state on a line of its own, so the first problem has the page's width to be read
+        # the mode's switch starts that line: beside the title and the buttons, the title line
+        # was wider than the page at 1024 px
         state = QHBoxLayout()
         state.setSpacing(6)
+        self.mode_buttons = QButtonGroup(self)
+        for key, text in (("designed", "Design a run"), ("script", "Run a script")):
+            button = QRadioButton(text, objectName=f"mode:{key}", checked=key == "designed")
+            button.toggled.connect(lambda on, k=key: on and self.set_mode(k))
+            self.mode_buttons.addButton(button)
+            state.addWidget(button)
+        state.addSpacing(12)
         state.addWidget(self.status)
         state.addWidget(self.status_detail, 1)
+        state.addStretch(0)  # the switch keeps its place when the state is hidden (a script run)
         layout = QVBoxLayout(self.header)
         layout.setContentsMargins(20, 10, 20, 8)
         layout.setSpacing(4)

@@ -48,6 +48,7 @@ from app.elided import ElidedLabel
 from app.plots import DENSE_POINTS, PALETTE, MetricPlot, noisy
 from app.runs.live import LiveRun
 from engine import format as fmt
+from engine.perf import SOURCE_LABELS, peak_source
 from engine.store import RESUMABLE
 
 LOG_SHOWN = 5000  # lines kept in the console (the run's log file has them all)
@@ -59,7 +60,11 @@ _VAL_TITLES = {
     "perplexity": "Validation perplexity",
     "rmse": "Validation RMSE",
 }
-_PERF_TITLES = {"samples_per_s": "Throughput (samples/s)", "tokens_per_s": "Throughput (tokens/s)"}
+_PERF_TITLES = {
+    "samples_per_s": "Throughput (samples/s)",
+    "tokens_per_s": "Throughput (tokens/s)",
+    "mfu": "MFU (model FLOPs utilization)",
+}
 
 
 def plot_group(key: str) -> tuple[str, str, int, bool] | None:
@@ -80,6 +85,8 @@ def _group(key: str) -> tuple[str, str, int] | None:
         return f"val:{name}", _VAL_TITLES.get(name, f"Validation {name.replace('_', ' ')}"), 1
     if key == "train/lr":
         return "lr", "Learning rate", 2
+    if key.startswith("perf/gpu_mem_"):
+        return "perf:gpu_mem", "GPU memory, this process (MB)", 3
     if prefix == "perf":
         return f"perf:{name}", _PERF_TITLES.get(name, name.replace("_", " ").capitalize()), 3
     if re.fullmatch(r"sys/gpu\d+_util", key):
@@ -103,6 +110,9 @@ def curve_label(key: str) -> str:
     gpu = re.fullmatch(r"sys/gpu(\d+)_\w+", key)
     if gpu:
         return f"GPU {gpu.group(1)}"
+    allocator = re.fullmatch(r"perf/gpu_mem_(\w+)_mb", key)
+    if allocator:
+        return allocator.group(1)  # allocated, reserved, peak
     return key
 
 
@@ -136,6 +146,7 @@ class RunMonitor(QWidget):
         self._order: list[tuple[int, str]] = []
         self._seen_version = -1
         self._log_seen = 0  # absolute number of log lines shown
+        self._peak_label: str | None = None
         self._build()
         live.status_changed.connect(self._on_status)
         self.refresh()
@@ -354,12 +365,26 @@ class RunMonitor(QWidget):
         rate = live.series.get("perf/samples_per_s")
         if rate is not None and rate.n:
             parts.append(f"{fmt.value(float(rate.y[rate.n - 1]))} samples/s")
+        mfu = live.series.get("perf/mfu")
+        if mfu is not None and mfu.n:
+            parts.append(f"MFU <b>{fmt.utilization(float(mfu.y[mfu.n - 1]))}</b> {self._mfu_label()}")
         head = live.headline()
         if head and not head[0].startswith("train/"):
             key = head[0].replace("/", "/\u2060")  # a word joiner: Qt breaks after a slash even in nowrap
             parts.append(f"{key} <b>{fmt.value(head[1])}</b>")
         facts = " &nbsp;·&nbsp; ".join(f"<span style='white-space:nowrap'>{part}</span>" for part in parts)
         self.facts.setText(f"<span style='color:{sub}'>{facts}</span>")
+
+    def _mfu_label(self) -> str:
+        """What the MFU is measured against ('vs measured peak' on a CPU, 'vs datasheet peak' on a
+        GPU): the run's summary says once it has one; until then the engine's rule for the spec
+        (torch-free), asked once."""
+        said = self.live.summary.get("mfu_peak")
+        if said:
+            return said
+        if self._peak_label is None and self.live.spec:
+            self._peak_label = SOURCE_LABELS[peak_source(self.live.spec)]
+        return self._peak_label or ""
 
     def _append_logs(self) -> None:
         live = self.live

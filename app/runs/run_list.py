@@ -21,20 +21,9 @@ from app.runs.live import LiveRun
 from engine import format as fmt
 from engine.compare import headline
 
-STATUS_COLORS = {
-    "starting": "#66758a",
-    "running": "#2f6fde",
-    "stopping": "#c28a0c",
-    "completed": "#2e9e5b",
-    "stopped": "#c28a0c",
-    "failed": "#d93636",
-    "crashed": "#b0306a",
-    "queued": "#66758a",
-}
-
 
 def status_color(status: str) -> QColor:
-    return QColor(STATUS_COLORS.get(status, "#66758a"))
+    return QColor(theme.STATUS_COLORS.get(status, "#66758a"))
 
 
 @dataclass

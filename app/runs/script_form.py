@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.elided import ElidedLabel
 from app.fields import UNSET, FieldEditor, Problem, field_tooltip, make_editor, parse
 from app.runs.hardware import DeviceDetector, DeviceList
 from engine.errors import SpecError
@@ -79,7 +80,7 @@ class ScriptForm(QWidget):
         self.editors: dict[str, FieldEditor] = {}
         self.detector = detector or DeviceDetector.shared()
 
-        self.status = QLabel(objectName="formStatus")
+        self.status = ElidedLabel(objectName="formStatus")  # beside the buttons: it must not widen the page
         self.queue_button = QPushButton("Add to queue", objectName="queueScript")
         self.start_button = QPushButton("Start script", objectName="startScript")
         self.start_button.setToolTip("Run the script as a run in the background")
@@ -203,12 +204,12 @@ class ScriptForm(QWidget):
         self.start_button.setEnabled(valid)
         self.queue_button.setEnabled(valid)
         if valid:
-            self.status.setText(f"✔ Ready: {shlex.join(script_argv(self.spec))}")
+            self.status.set_full_text(f"✔ Ready: {shlex.join(script_argv(self.spec))}")
             self.status.setToolTip(json.dumps(self.spec, indent=2))
         else:
             first = next(iter(self.problems.items()), ("", ["?"]))
             n = sum(len(v) for v in self.problems.values())
-            self.status.setText(f"✖ {n} problem{'s' if n != 1 else ''} — {first[0]}: {first[1][0]}")
+            self.status.set_full_text(f"✖ {n} problem{'s' if n != 1 else ''} — {first[0]}: {first[1][0]}")
             self.status.setToolTip("\n".join(f"{p}: {m}" for p, ms in self.problems.items() for m in ms))
         state = "ok" if valid else "error"
         if self.status.property("state") != state:

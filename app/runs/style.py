@@ -4,26 +4,26 @@ header, plots, the log console)."""
 
 from __future__ import annotations
 
-from app.theme import Theme
+from app.theme import STATUS_COLORS, Theme
 
-STATUS = {
-    "starting": ("#66758a", "#eef0f3"),
-    "running": ("#2f6fde", "#e8f0fd"),
-    "stopping": ("#a8770a", "#fdf4e0"),
-    "completed": ("#2e9e5b", "#e6f5ec"),
-    "stopped": ("#a8770a", "#fdf4e0"),
-    "failed": ("#d93636", "#fdecec"),
-    "crashed": ("#b0306a", "#fbe9f2"),
-    "queued": ("#66758a", "#eef0f3"),
+#: the light theme's badge backgrounds, a tint of each status's colour
+BADGE_TINTS = {
+    "starting": "#eef0f3",
+    "running": "#e8f0fd",
+    "stopping": "#fdf4e0",
+    "completed": "#e6f5ec",
+    "stopped": "#fdf4e0",
+    "failed": "#fdecec",
+    "crashed": "#fbe9f2",
+    "queued": "#eef0f3",
 }
 
 
 def stylesheet(t: Theme) -> str:
     dark = t.name == "dark"
     badge_rules = []
-    for status, (fg, bg) in STATUS.items():
-        if dark:
-            bg = "transparent"
+    for status, fg in STATUS_COLORS.items():
+        bg = "transparent" if dark else BADGE_TINTS[status]
         badge_rules.append(
             f'QLabel#statusBadge[status="{status}"] {{ color: {fg}; background: {bg}; border: 1px solid {fg}; }}'
         )

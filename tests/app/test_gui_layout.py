@@ -346,3 +346,122 @@ def test_an_empty_run_list_says_what_fills_it(runs_area, store, qtbot):
     [run_id] = add_synthetic_runs(store, spec("digits_mlp"), 1, points=20)
     runs_area.follow_run(run_id)  # as the Experiments area opens one
     assert not runs_area.empty_list.isVisible()
+
+
+# ------------------------------------------------------------------ compare, statuses, dialogs
+
+
+def test_five_runs_compare_side_by_side_without_sideways_scrolling(experiments, qtbot):
+    experiments.resize(1004, 640)  # the area's share of a 1024×700 window
+    experiments.select([int(i) for i in experiments.catalog.ids[:5]])
+    experiments.show_compare()
+    table = experiments.compare.table
+    qtbot.waitUntil(lambda: experiments.compare.table_model.columnCount() == 6, timeout=TIMEOUT_MS)
+    settle(qtbot, experiments)
+    assert table.horizontalHeader().length() <= table.viewport().width()
+    assert table.horizontalScrollBar().maximum() == 0
+    # with room, a run's column keeps its full width
+    experiments.resize(1800, 900)
+    settle(qtbot, experiments)
+    assert table.columnWidth(5) == 160
+
+
+def test_a_status_has_one_colour_in_every_view(qtbot, store):
+    """The run list, the run's badge and the runs table once showed three colours for a
+    crashed run and for a stopped one."""
+    from PySide6.QtCore import Qt
+
+    from app import theme
+    from app.runs.run_list import status_color
+    from app.runs.style import stylesheet
+
+    ids = add_synthetic_runs(store, spec("digits_mlp"), 3, points=20)
+    for run_id, status in zip(ids, ("failed", "crashed", "stopped"), strict=True):
+        with store.write() as c:
+            c.execute("UPDATE runs SET status=? WHERE id=?", (status, run_id))
+    area = open_area(qtbot, store.path)
+    model = area.browser.model
+    qtbot.waitUntil(lambda: model.rowCount() == 3, timeout=TIMEOUT_MS)
+    column = model.columns.index("status")
+    sheet = stylesheet(theme.current())
+    for row in range(3):
+        index = model.index(row, column)
+        status = index.data()
+        color = index.data(Qt.ItemDataRole.ForegroundRole)
+        assert color.name() == status_color(status).name(), status
+        assert f'[status="{status}"] {{ color: {color.name()};' in sheet, status
+
+
+def test_the_shortcuts_dialog_puts_every_key_in_one_column(window, qtbot):
+    from PySide6.QtGui import QTextTable
+
+    from app.window import ShortcutsDialog
+
+    window.show_shortcuts()
+    (dialog,) = window.findChildren(ShortcutsDialog)
+    document = dialog.text.document()
+    tables = [f for f in document.rootFrame().childFrames() if isinstance(f, QTextTable)]
+    assert len(tables) == 1 and tables[0].columns() == 2
+    experiments = window.area("Experiments")
+    experiments.ensure_loaded()
+    rows = {what for rows in window.shortcuts().values() for what, _ in rows}
+    assert "Compare" in rows  # named for what it does, whatever the selection's count
+
+
+def test_the_scatter_titles_its_axes_in_text_colour_not_the_axis_line_colour(experiments, qtbot):
+    from app import theme
+
+    experiments.explore.setCurrentWidget(experiments.scatter)
+    scatter = experiments.scatter
+    qtbot.waitUntil(lambda: scatter.x_box.count() > 0, timeout=TIMEOUT_MS)
+    scatter.redraw()
+    for name in ("left", "bottom"):
+        axis = scatter.plot.getAxis(name)
+        assert axis.labelText and axis.labelStyle["color"] == theme.current().subtext, name
+
+
+def test_the_plot_tabs_look_like_the_other_tabs(window, qtbot):
+    """The Parallel coordinates / Scatter tabs were boxed, unlike every other tab bar."""
+    window.show_area("Experiments")
+    experiments = window.area("Experiments")
+    experiments.ensure_loaded()
+    qtbot.wait(20)
+    areas, plots = window.tabs.tabBar(), experiments.explore.tabBar()
+    assert plots.tabRect(0).height() == areas.tabRect(0).height()
+
+
+def test_refusing_an_export_says_how_many_problems_it_does_not_list(window, dialogs, qtbot):
+    from app.designer import commands
+
+    doc = window.doc
+    edge = next(e for e in doc.graph.edges if e.dst == "fc")
+    doc.push(commands.Disconnect(doc, edge))  # every node before fc no longer reaches the output
+    doc.wait_for_analysis()
+    found = len(doc.analysis.problems)
+    assert found > 8
+    window.files.export("pytorch")
+    [(_, title, text)] = dialogs.shown
+    assert title == "The model has problems"
+    assert text.count("\n• ") == 8 and f"and {found - 8} more" in text
+
+
+def test_the_canvas_notes_stay_off_the_other_tabs_status_bar(window, qtbot):
+    window.resize(1024, 700)
+    window.show_area("Runs")
+    qtbot.wait(20)
+    window.designer.view.fit()  # as a resize re-fits the hidden canvas: the model is larger than it
+    assert window.statusBar().currentMessage() == ""
+    window.show_area("Designer")
+    window.designer.view.fit()
+    assert window.statusBar().currentMessage().startswith("Larger than the view")
+
+
+@pytest.mark.parametrize("mode", ["designed", "script"])
+def test_both_run_modes_fit_a_1024_window(runs_area, form, qtbot, mode):
+    """The mode switch beside the title, and the script form's first problem beside its buttons,
+    made the Runs area 1,050 and 1,181 pixels wide."""
+    form.set_mode(mode)
+    runs_area.resize(1024, 700)
+    settle(qtbot, runs_area)
+    assert runs_area.minimumSizeHint().width() <= 1024
+    assert runs_area.width() == 1024

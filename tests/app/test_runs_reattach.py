@@ -119,7 +119,7 @@ def test_closing_asks_and_stop_ends_the_runs_gracefully(window, qtbot, one_threa
     assert not window.close()  # cancelled: the window and the run stay
     assert live.live and "1 run is still going" in seen[0] and live.title in seen[0]
 
-    QTimer.singleShot(200, lambda: answer("Stop them"))
+    QTimer.singleShot(200, lambda: answer("Stop it"))
     assert window.close()
     # the process was told to stop, then let go: it saves its checkpoint and records `stopped`
     qtbot.waitUntil(lambda: store.get_run(live.run_id)["status"] != "running", timeout=60_000)
