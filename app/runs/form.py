@@ -246,8 +246,7 @@ class RunForm(QWidget):
         self.start_button = QPushButton("Start run", objectName="startButton")
         self.start_button.setToolTip("Start the run in the background (Ctrl+Return)")
         self.start_button.setShortcut("Ctrl+Return")
-        # A spec with ranges is a sweep: its button stands where Queue and Start do (the header
-        # has no room for all three at 1024 px).
+        # A spec with ranges is a sweep: one action, standing where Queue and Start do.
         self.sweep_button = QPushButton("Sweep", objectName="sweepButton", visible=False)
         self.sweep_button.setToolTip("Run a sweep over the fields switched to ranges (Ctrl+Return)")
         self.sweep_button.setShortcut("Ctrl+Return")
