@@ -45,6 +45,7 @@ from app import APP_NAME, icons, recovery, settings, theme
 from app.designer.area import DesignerArea
 from app.designer.document import GraphDocument
 from app.designer.files import FileActions
+from app.designer.import_dialog import ImportModelDialog
 from app.designer.interactions import GESTURES
 from app.designer.layout import layered_positions
 from app.experiments.imports import SOURCES as IMPORT_SOURCES
@@ -224,12 +225,14 @@ class MainWindow(QMainWindow):
         file_menu.addActions([f.new, f.open])
         file_menu.addMenu(f.templates_menu)
         file_menu.addMenu(f.recent_menu)
+        self.import_model_action = file_menu.addAction("&Import Model…", self.import_model)
+        self.import_model_action.setToolTip("Bring a PyTorch model or an ONNX file into the designer")
+        self.import_menu = file_menu.addMenu("Import R&uns")  # from TensorBoard and MLflow
+        for text, source, ask in IMPORT_SOURCES:
+            self.import_menu.addAction(text, lambda s=source, a=ask: import_runs(self, s, a, self.db_path))
         file_menu.addSeparator()
         file_menu.addActions([f.save, f.save_as])
         file_menu.addMenu(f.export_menu)
-        self.import_menu = file_menu.addMenu("&Import runs")  # from TensorBoard and MLflow
-        for text, source, ask in IMPORT_SOURCES:
-            self.import_menu.addAction(text, lambda s=source, a=ask: import_runs(self, s, a, self.db_path))
         file_menu.addSeparator()
         self.quit_action = file_menu.addAction("&Quit", self.close)
         self.quit_action.setShortcuts(
@@ -258,6 +261,13 @@ class MainWindow(QMainWindow):
         self.help_menu = bar.addMenu("&Help")
         self.help_menu.addAction("&Keyboard Shortcuts", self.show_shortcuts)
         self.help_menu.addAction(f"&About {APP_NAME}", self.show_about)
+
+    def import_model(self) -> ImportModelDialog:
+        """File ▸ Import Model: the import runs in an engine process; its graph opens here."""
+        dialog = ImportModelDialog(self, self.designer.view_size)
+        dialog.open_graph.connect(self.files.open_file)
+        dialog.open()
+        return dialog
 
     def _build_toolbar(self) -> None:
         f, d = self.files, self.designer.actions

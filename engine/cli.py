@@ -169,6 +169,33 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _add_import_parser(sources) -> None:
+    """`trainbench import model SOURCE -o graph.json`: the `import` command's entry for models
+    (`sources` is its subcommands, beside tensorboard and mlflow)."""
+    m = _command(sources, "model", cmd_import_model)
+    m.add_argument(
+        "source", help="file.py:factory, package.module:factory (an installed library), or model.onnx"
+    )
+    m.add_argument(
+        "-o", "--out", required=True, help="the graph JSON to write; weights go beside it (.safetensors)"
+    )
+    m.add_argument(
+        "--kwargs", default="{}", metavar="JSON", help="the factory's keyword arguments, a JSON object"
+    )
+    m.add_argument(
+        "--arg",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="one keyword argument (VALUE as JSON)",
+    )
+    m.add_argument("--input", metavar="SHAPE", help="one sample's shape without the batch, e.g. 3,224,224")
+    m.add_argument(
+        "--dtype", choices=("float", "long"), default="float", help="the input's type (long: token ids)"
+    )
+    m.add_argument("--json", action="store_true", help="print the import report as JSON")
+
+
 JSON_HELP = "print JSON instead of a table, for scripts"
 
 
@@ -777,6 +804,45 @@ def cmd_ops(args) -> int:
     return 0
 
 
+def cmd_import_model(args) -> int:
+    """import a PyTorch model or an ONNX file as a graph with its weights
+
+    The model becomes a graph of registry ops with its weights (a .safetensors file beside the
+    graph, which the graph's init_from names); what maps to no op becomes an opaque Module node
+    that references the original code by import path and constructor arguments. A PyTorch
+    source is imported by running it: only import code you trust. The report lists the ops,
+    the opaque nodes and why, the parameter counts before and after, and the largest
+    difference between the imported graph's output and the original's on a random input."""
+    from engine.graph.importers import ModelImportError, run
+    from engine.graph.importers.report import text
+
+    try:
+        kwargs = json.loads(args.kwargs)
+    except ValueError as err:
+        raise ModelImportError(f"--kwargs is not JSON: {err}") from None
+    if not isinstance(kwargs, dict):
+        raise ModelImportError("--kwargs must be a JSON object of keyword arguments")
+    for item in args.arg:
+        name, sep, raw = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise ModelImportError(f"--arg {item!r}: give NAME=VALUE")
+        try:
+            kwargs[name] = json.loads(raw)
+        except ValueError:
+            kwargs[name] = raw
+    shape = None
+    if args.input:
+        try:
+            shape = tuple(int(d) for d in args.input.replace("x", ",").split(",") if d.strip())
+        except ValueError:
+            raise ModelImportError(f"--input {args.input!r}: give whole numbers, e.g. 3,224,224") from None
+        if not shape or min(shape) < 1:
+            raise ModelImportError(f"--input {args.input!r}: every dimension must be at least 1")
+    report = run(args.source, Path(args.out), kwargs, shape, args.dtype)
+    print(json.dumps(report, indent=2) if args.json else text(report))
+    return 0
+
+
 # ------------------------------------------------------------------ scripts, capsules, imports
 
 
@@ -805,6 +871,7 @@ def _add_script_options(r: argparse.ArgumentParser) -> None:
 def _add_tracking_commands(sub) -> None:
     imp = _command(sub, "import", cmd_import)
     sources = imp.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    _add_import_parser(sources)
     tb = sources.add_parser("tensorboard", help="TensorBoard event files: one run per folder under LOGDIR")
     tb.add_argument("logdir", help="the log directory (SummaryWriter's log_dir or a parent of several)")
     ml = sources.add_parser(
@@ -959,13 +1026,16 @@ class _ImportProgress:
 
 
 def cmd_import(args) -> int:
-    """import runs from TensorBoard logs or an MLflow tracking store
+    """import runs from TensorBoard logs or an MLflow tracking store, or a model as a graph
 
     tensorboard LOGDIR: every folder with event files is a run, every scalar tag a series, with
     its steps and wall times (read with TensorBoard's own reader; TensorFlow is not needed).
     mlflow URI: every run of a folder store (./mlruns) or a database (sqlite:///mlflow.db), with
     its params as the run's config, its tags and its metric histories. Importing again skips
-    unchanged runs and rewrites changed ones in place: nothing is duplicated."""
+    unchanged runs and rewrites changed ones in place: nothing is duplicated.
+
+    model SOURCE -o graph.json: a PyTorch model or an ONNX file as a graph with its weights
+    (see `trainbench import model --help`)."""
     store = _store(args)
     progress = _ImportProgress(args.events)
     try:

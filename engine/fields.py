@@ -23,8 +23,9 @@ LIST_ITEMS = 8
 MAX_PROBLEMS = 50
 
 #: Traits an editor reads: "path" (a file or folder, relative to the spec), "run" (a run id
-#: picked from the store), "multiline" (free text).
-TRAITS = frozenset({"path", "run", "multiline"})
+#: picked from the store), "multiline" (free text), "measured" (set by an import from the
+#: original model: shown, not edited).
+TRAITS = frozenset({"path", "run", "multiline", "measured"})
 
 
 @dataclass(frozen=True)

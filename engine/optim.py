@@ -5,15 +5,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engine.schedule import lr_factor
+from engine.freeze import lr_factor
+from engine.schedule import lr_factor as schedule_factor
 
 
 def make_optimizer(model: nn.Module, optim: dict) -> torch.optim.Optimizer:
     # Weight decay on matrices only: decaying biases and norm gains hurts and helps nothing.
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": optim["weight_decay"]}, {"params": rest, "weight_decay": 0.0}]
+    # `lr_mult` scales some nodes' learning rates; each factor gets its own pair of groups
+    # (the schedule scales every group's lr alike), the plain pair first so the logged lr is it.
     name, lr = optim["name"], optim["lr"]
+    grouped: dict[tuple[float, bool], list] = {(1.0, True): [], (1.0, False): []}
+    for pname, p in model.named_parameters():
+        if p.requires_grad:
+            grouped.setdefault((lr_factor(pname, optim.get("lr_mult") or {}), p.dim() >= 2), []).append(p)
+    groups = [
+        {"params": ps, "weight_decay": optim["weight_decay"] if decay else 0.0, "lr": lr * factor}
+        for (factor, decay), ps in grouped.items()
+        if ps or factor == 1.0
+    ]
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=optim["momentum"])
     cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
@@ -26,4 +35,6 @@ def make_optimizer(model: nn.Module, optim: dict) -> torch.optim.Optimizer:
 
 
 def make_scheduler(optimizer, schedule: dict, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(schedule, step, total_steps))
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: schedule_factor(schedule, step, total_steps)
+    )

@@ -4,6 +4,7 @@
 without torch or scikit-learn, everything a run checks before its first step:
 
   parent    a prune/distill spec's parent run, when a store is given (`engine.lineage`)
+  weights   model.init_from's run or file, matched to the model (`engine.weights`; torch)
   data      the data set as `engine.data.describe` sees it: the same readers, with the same
             messages, as the loaders (CSV cells, image headers and a few decodes per class,
             text size and encoding, a synthetic set's parameters)
@@ -50,6 +51,9 @@ def preflight(spec: dict, store=None, force: bool = False, measure: bool = False
 
         spec = resolve(spec, store)
     problems: list[tuple[str, str]] = []
+    if spec["model"] is not None and spec["model"].get("init_from") is not None:
+        spec, init_problems = _first_weights(spec, store)
+        problems.extend(init_problems)
     analysis = analyze(Graph.from_dict(spec["model"])) if spec["model"] is not None else None
     data = None
     if spec["data"]["source"] is not None:
@@ -79,6 +83,20 @@ def preflight(spec: dict, store=None, force: bool = False, measure: bool = False
     if problems:
         raise SpecError(cap_problems(problems))
     return report
+
+
+def _first_weights(spec: dict, store) -> tuple[dict, list[tuple[str, str]]]:
+    """model.init_from: a run id resolved to its checkpoint (with a store), then the weights
+    matched against the model by name and shape (torch, on the meta device)."""
+    from engine import weights
+
+    try:
+        if store is not None:
+            spec = {**spec, "model": weights.resolve(spec["model"], store)}
+        weights.check(spec["model"])
+    except SpecError as err:
+        return spec, err.problems
+    return spec, []
 
 
 def _data(spec: dict, measure: bool) -> DataInfo:

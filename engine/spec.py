@@ -204,6 +204,13 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
             optional=True,
             label="Gradient clip",
         ),
+        Field(
+            "lr_mult",
+            "any",
+            {},
+            'learning-rate factors by node id, e.g. {"backbone": 0.1} for a slower backbone',
+            label="LR multipliers",
+        ),
     ),
     "schedule": (
         Field("name", "choice", "constant", "learning-rate schedule", choices=("constant", "step", "cosine")),
@@ -289,6 +296,12 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         ),
         Field("seed", "int", 0, "seeds weights, shuffling and dropout", min=0, max=MAX_SEED),
         Field("deterministic", "bool", False, "use deterministic kernels (slower)"),
+        Field(
+            "freeze",
+            "any",
+            [],
+            "node ids whose parameters get no gradient; a Repeat's first k copies as node[:k]",
+        ),
         Field(
             "compile",
             "choice",
@@ -784,6 +797,32 @@ def _check_param(path: str, dist, where: str, problems: list) -> dict | None:
     return {name: bounds}
 
 
+# Fields the model graph itself carries besides its nodes (engine.graph.model, engine.weights);
+# declared here for the docs and the CLI's help, validated by the graph model.
+MODEL_FIELDS = (
+    Field(
+        "init_from",
+        "any",
+        None,
+        "first weights: a completed run's id (its final checkpoint) or a .safetensors file (an import's "
+        "weights); matched by node id",
+        optional=True,
+        label="Initial weights",
+    ),
+    Field(
+        "strict",
+        "bool",
+        True,
+        "every tensor must match init_from; false lets new or replaced layers keep fresh weights",
+    ),
+    Field(
+        "tie",
+        "any",
+        {},
+        "shared weights: {parameter: the parameter it is}, e.g. lm_head.weight: embed.weight",
+    ),
+)
+
 # Migrations from schema N to N+1, applied in order; each takes and returns a document.
 MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
 
@@ -860,6 +899,13 @@ def _check_hardware(doc: dict, problems: list) -> None:
         )
 
 
+@cross_check("model", "train", "optim")
+def _check_finetune(doc: dict, problems: list) -> None:
+    from engine.freeze import problems as finetune_problems
+
+    problems.extend(finetune_problems(doc["model"], doc["train"]["freeze"], doc["optim"]["lr_mult"]))
+
+
 @cross_check("task", "prune", "distill")
 def _check_lineage(doc: dict, problems: list) -> None:
     """What a prune/distill spec can get wrong without looking at its parent run."""
@@ -900,7 +946,27 @@ def load_spec(path: str | Path, sets: list[str] = (), store=None) -> dict:
     """Read a spec file, apply `--set PATH=VALUE` overrides, migrate and validate it; raises
     SpecError (or DataError for the file). Paths in it are relative to the file's folder."""
     path = Path(path)
-    return validate_spec(apply_overrides(read_json(path), list(sets)), base_dir=path.parent, store=store)
+    doc = read_json(path)
+    if (
+        any(s.startswith("model.") for s in sets)
+        and isinstance(doc, dict)
+        and isinstance(doc.get("model"), str)
+    ):
+        doc["model"] = _inline_model(doc["model"], path.parent)  # `--set model.init_from=3` edits the graph
+    return validate_spec(apply_overrides(doc, list(sets)), base_dir=path.parent, store=store)
+
+
+def _inline_model(text: str, base: Path) -> dict | str:
+    """A model given as a graph file, read into the spec with its init_from made absolute; the
+    path itself when it cannot be read (validation then reports why)."""
+    try:
+        graph_path = _path(base, text, "model")
+        model = read_json(graph_path)
+    except (DataError, SpecError):
+        return text
+    if isinstance(model, dict) and isinstance(model.get("init_from"), str):
+        model["init_from"] = str(_path(graph_path.parent, model["init_from"], "model.init_from"))
+    return model
 
 
 def apply_overrides(doc: dict, sets: list[str]) -> dict:
@@ -1011,8 +1077,10 @@ def _resolve_model(model, base: Path, problems) -> dict | None:
 
     if model is None:
         return None  # reported as required already
+    graph_base = base
     if isinstance(model, str):
         try:
+            graph_base = _path(base, model, "model").parent
             model = read_json(_path(base, model, "model"))
         except (DataError, SpecError) as err:
             problems.append(("model", str(err)))
@@ -1028,6 +1096,14 @@ def _resolve_model(model, base: Path, problems) -> dict | None:
         problems.extend((join("model", node) if node else "model", msg) for node, msg in err.problems)
         return None
     problems.extend((join("model", node) if node else "model", msg) for node, msg in analyze(graph).problems)
+    if isinstance(graph.init_from, str):  # a weights file, relative to the graph file that names it
+        try:
+            graph.init_from = str(_path(graph_base, graph.init_from, "model.init_from"))
+        except SpecError as err:
+            problems.extend(err.problems)
+        else:
+            if not Path(graph.init_from).is_file():
+                problems.append(("model.init_from", f"{graph.init_from}: no such weights file"))
     return graph.to_dict()
 
 
@@ -1060,6 +1136,7 @@ def dump_fields() -> dict:
 
     return {
         "": [as_dict(f) for f in TOP_LEVEL],
+        "model": [as_dict(f) for f in MODEL_FIELDS],
         **{k: [as_dict(f) for f in v] for k, v in SECTIONS.items()},
         "sweep": [as_dict(f) for f in SWEEP],
         "sweep.objective": [as_dict(f) for f in OBJECTIVE],

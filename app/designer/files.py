@@ -30,7 +30,13 @@ from engine.errors import TrainbenchError
 from engine.graph import Graph
 
 TEMPLATES = RESOURCES / "templates"
-TEMPLATE_TITLES = {"mlp": "MLP", "cnn": "CNN", "resnet_cnn": "ResNet-style CNN", "gpt": "GPT language model"}
+TEMPLATE_TITLES = {
+    "mlp": "MLP",
+    "cnn": "CNN",
+    "resnet_cnn": "ResNet-style CNN",
+    "gpt": "GPT language model",
+    "gpt2_small": "GPT-2 small (124M)",
+}
 TEMPLATE_VIEW = (930.0, 590.0)  # the canvas of a 1440×900 window
 GRAPH_FILTER = "Trainbench graph (*.json);;All files (*)"
 #: larger than any graph the designer can show (a 500-node model is ~150 kB)

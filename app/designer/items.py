@@ -34,6 +34,8 @@ NODE_H = HEADER_H + 2 * LINE_H + 12.0
 RADIUS = 7.0
 PORT_R = 5.0
 PORT_HIT = 10.0
+INSIDE_LINES = 6  # lines of an imported module's listing drawn on its box (the tooltip has all)
+INSIDE_H = 12.5
 
 
 @cache
@@ -45,6 +47,11 @@ def _font(size: float, bold: bool = False, mono: bool = False) -> QFont:
     font.setPointSizeF(size)
     font.setBold(bold)
     return font
+
+
+def target_name(target) -> str:
+    """`models:Gate` → Gate: the class an imported module's box is titled by."""
+    return str(target or "").rpartition(":")[2] or "?"
 
 
 class PortItem(QGraphicsItem):
@@ -102,6 +109,8 @@ class NodeItem(QGraphicsItem):
         self.out_text = ""
         self.n_params: int | None = None
         self.errors: list[str] = []
+        self.inside: list[str] = []  # an imported module's layers, listed read-only
+        self.reference = ""  # and where its code comes from
         self.is_output = False
         self.edges: list[EdgeItem] = []
         self.inputs: list[PortItem] = []
@@ -117,7 +126,32 @@ class NodeItem(QGraphicsItem):
 
     def set_params(self, params: dict) -> None:
         self.params_text = display.key_params(self.op, params)
+        inside = params.get("inside") if any(f.name == "inside" for f in self.op.params) else None
+        lines = inside.splitlines() if isinstance(inside, str) else []
+        file, target = params.get("file"), str(params.get("target") or "")
+        if lines:  # what it is and where it comes from, instead of its measured params
+            where = file.replace("\\", "/").rsplit("/", 1)[-1] if isinstance(file, str) else ""
+            self.params_text = f"{target_name(target)} · {where}" if where else target_name(target)
+        if lines != self.inside:
+            self.prepareGeometryChange()
+            self.inside = lines
+            self.reference = f"{target} from {file}" if file else target
+            self._place_ports()
+            self._update_tooltip()
         self.update()
+
+    def _inside_h(self) -> float:
+        shown = min(len(self.inside), INSIDE_LINES + 1)
+        return shown * INSIDE_H + 10 if shown else 0.0
+
+    def _place_ports(self) -> None:
+        """Ports beside the card's own lines; an imported module's listing hangs below them."""
+        n = len(self.inputs)
+        card = max(NODE_H, (n + 1) * 16.0)
+        self.height = card + self._inside_h()
+        for i, port in enumerate(self.inputs):
+            port.setPos(0, card * (i + 1) / (n + 1))
+        self.output.setPos(NODE_W, card / 2)
 
     def set_info(self, out_text: str, n_params: int | None, errors: list[str]) -> bool:
         """Returns whether anything changed (the scene relabels edges only then)."""
@@ -144,10 +178,7 @@ class NodeItem(QGraphicsItem):
                     port.scene().removeItem(port)
             while len(self.inputs) < n:
                 self.inputs.append(PortItem(self, is_input=True, index=len(self.inputs)))
-            self.height = max(NODE_H, (n + 1) * 16.0)
-            for i, port in enumerate(self.inputs):
-                port.setPos(0, self.height * (i + 1) / (n + 1))
-            self.output.setPos(NODE_W, self.height / 2)
+            self._place_ports()
         for i, port in enumerate(self.inputs):
             if port.connected != (i in connected):
                 port.connected = i in connected
@@ -169,6 +200,13 @@ class NodeItem(QGraphicsItem):
         lines = [f"<b>{self.node_id}</b> — {self.op.name}", f"<i>{richtext.html(self.op.help)}</i>"]
         error = theme.current().error
         lines += [f"<span style='color:{error}'>⚠ {richtext.html(e)}</span>" for e in self.errors]
+        if self.inside:
+            listing = "<br>".join(richtext.html(line).replace(" ", "&nbsp;") for line in self.inside)
+            lines += [
+                f"<b>{richtext.html(self.reference)}</b>",
+                "Its code runs only when a run or an export builds the model; opening the graph runs nothing.",
+                f"<span style='font-family:monospace'>{listing}</span>",
+            ]
         self.setToolTip("<br>".join(lines))
 
     # ------------------------------------------------------------ painting
@@ -280,10 +318,33 @@ class NodeItem(QGraphicsItem):
         )
         painter.drawText(QRectF(pad, y, NODE_W - 2 * pad, LINE_H), Qt.AlignmentFlag.AlignVCenter, shape_text)
 
+        if self.inside:
+            self._paint_inside(painter, t, y + LINE_H + 4)
         if self.is_output:
             self._paint_output_tag(painter, t)
         if self.errors:
             self._paint_badge(painter, t)
+
+    def _paint_inside(self, painter: QPainter, t: theme.Theme, top: float) -> None:
+        """The imported module's own listing, read-only, in a sunken panel under the counts."""
+        pad = 9.0
+        panel = QRectF(pad - 3, top, NODE_W - 2 * pad + 6, self.height - top - 6)
+        painter.setPen(Qt.PenStyle.NoPen)
+        sunk = QColor(t.node_border)
+        sunk.setAlpha(60)
+        painter.setBrush(sunk)
+        painter.drawRoundedRect(panel, 4, 4)
+        font = _font(7, mono=True)
+        fm = QFontMetricsF(font)
+        painter.setFont(font)
+        painter.setPen(QColor(t.subtext))
+        lines = self.inside[:INSIDE_LINES]
+        if len(self.inside) > INSIDE_LINES:
+            lines = [*lines, f"… {len(self.inside) - INSIDE_LINES} more (hover)"]
+        for i, line in enumerate(lines):
+            text = fm.elidedText(line, Qt.TextElideMode.ElideRight, panel.width() - 6)
+            row = QRectF(panel.left() + 3, top + 4 + i * INSIDE_H, panel.width() - 6, INSIDE_H)
+            painter.drawText(row, Qt.AlignmentFlag.AlignVCenter, text)
 
     def _paint_badge(self, painter: QPainter, t: theme.Theme) -> None:
         center = QPointF(NODE_W - 2, 0)

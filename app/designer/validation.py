@@ -38,7 +38,9 @@ def snapshot(graph: Graph) -> Graph:
     deep-copying its values) is enough, and cheap.
     """
     nodes = {k: Node(n.id, n.op, dict(n.params), n.pos) for k, n in graph.nodes.items()}
-    return Graph(nodes, list(graph.edges), graph.output, graph.name)
+    return Graph(
+        nodes, list(graph.edges), graph.output, graph.name, dict(graph.tie), graph.init_from, graph.strict
+    )
 
 
 class _Relay(QObject):

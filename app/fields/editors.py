@@ -440,4 +440,7 @@ def make_editor(field: Field, parent: QWidget | None = None, *, section: str = "
         cls = IntEditor
     else:
         cls = TextEditor
-    return cls(field, parent, section=section)
+    editor = cls(field, parent, section=section)
+    if "measured" in field.traits:  # line edits and spin boxes: still selectable and copyable
+        editor.widget.setReadOnly(True)
+    return editor

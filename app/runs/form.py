@@ -43,10 +43,11 @@ from PySide6.QtWidgets import (
 
 from app import theme
 from app.elided import ElidedLabel
-from app.fields import ChoiceEditor, FieldEditor, PathEditor, RunPicker, field_tooltip, make_editor
+from app.fields import UNSET, ChoiceEditor, FieldEditor, PathEditor, RunPicker, field_tooltip, make_editor
 from app.fields.ranges import RangeBinder
 from app.runs.background import LatestJob
 from app.runs.data_preview import DataPreview, resolve_data_paths
+from app.runs.freeze_list import FreezeList
 from app.runs.hardware import DeviceDetector, DeviceList, describe_fit, estimate_fit, join_command
 from app.runs.schedule_plot import SchedulePlot
 from app.runs.script_form import ScriptForm
@@ -81,6 +82,7 @@ CARDS = (
 DEVICE_FIELDS = ("device", "gpus")  # hardware fields drawn by the device checklist
 MACHINE_FIELDS = ("nnodes", "node_rank", "rdzv_endpoint", "rdzv_id")  # the "several machines" box
 SKIP_TOP = ("schema", "model")
+FREEZE = "train.freeze"  # drawn as checkboxes on the model's node list (the model box)
 HINT = "Focus a field to see what it does. Every value is checked by the engine as you type."
 LABEL_WIDTH = 128  # the label column, at least
 GRID_WIDTH = 500  # a column of fields; wider screens give the room to the previews
@@ -365,6 +367,8 @@ class RunForm(QWidget):
             for f in fields:
                 if section == "hardware" and f.name in DEVICE_FIELDS + MACHINE_FIELDS:
                     continue
+                if f"{section}.{f.name}" == FREEZE:  # checkboxes on the model's nodes instead
+                    continue
                 self._add_row(grid, section, f)
         if visual == "preview":
             self.preview = DataPreview(self.pool)
@@ -512,6 +516,9 @@ class RunForm(QWidget):
         self.model_problems = QLabel(objectName="fieldError", wordWrap=True)
         box.addWidget(self.model_summary)
         box.addWidget(self.model_problems)
+        self.freeze_list = FreezeList()
+        self.freeze_list.edited.connect(lambda value: self.model.set(FREEZE, value or UNSET))
+        box.addWidget(self.freeze_list)
         box.addStretch(1)
         card.body.addLayout(box, 4)
 
@@ -597,6 +604,7 @@ class RunForm(QWidget):
             for m in ms
         ]
         shown.update(p for p in problems if p == "model" or p.startswith("model."))
+        shown.update(p for p in problems if field_path(p) == FREEZE)  # the freeze list shows them
         self.model_problems.setText("\n".join(model_msgs))
         self.model_problems.setVisible(bool(model_msgs))
         # what no editor shows goes on the card of its section (top-level ones on the Run card)
@@ -662,12 +670,18 @@ class RunForm(QWidget):
         from engine.graph import Graph, analyze
 
         source = self.model.model_source
-        if source == "parent":
-            self.model_summary.setText("The run starts from its parent's trained model.")
-            return
         model = (self.model.spec or {}).get("model") if self.model.spec else None
         if model is None and isinstance(self.model.doc.get("model"), dict):
             model = self.model.doc["model"]
+        freeze_problems = [
+            f"{p}: {m}" for p, ms in self.model.all_problems().items() if field_path(p) == FREEZE for m in ms
+        ]
+        self.freeze_list.show_model(
+            None if source == "parent" else model, self.model.value(FREEZE), freeze_problems
+        )
+        if source == "parent":
+            self.model_summary.setText("The run starts from its parent's trained model.")
+            return
         if model is None:
             self.model_summary.setText(
                 "No model yet." if source != "designer" else "The designer has no model."

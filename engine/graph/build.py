@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from engine.errors import GraphError
 from engine.graph import layers
 from engine.graph.model import Graph
 from engine.graph.ops import OPS
@@ -41,6 +42,7 @@ class GraphModule(nn.Module):
         ]
         for nid, _ in steps:
             self.add_module(nid, make_module(analysis.nodes[nid]))
+        tie_parameters(self, analysis.graph.tie)
 
     def forward(self, *xs):
         values = dict(zip(self._graph_inputs, xs, strict=True))
@@ -61,7 +63,24 @@ def make_module(info: NodeInfo) -> nn.Module:
     if op.body is not None:
         copies = info.params[op.copies] if op.copies else 1
         return cls([GraphModule(info.body) for _ in range(copies)], **kwargs)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except Exception as err:  # noqa: BLE001 - an imported module's own code can raise anything
+        what = kwargs.get("target", qualname)
+        raise GraphError([(info.id, f"cannot build {what}: {type(err).__name__}: {err}")]) from None
+
+
+def tie_parameters(model: nn.Module, tie: dict[str, str]) -> None:
+    """Make each tied parameter the very tensor of its source (one Parameter, registered under
+    both names): one gradient, one optimizer state, one copy in memory. The pair starts from
+    the tied parameter's initialisation (an LM head's, scaled to its inputs): an embedding's
+    N(0, 1) would make the head's logits √width times too large."""
+    for target, source in tie.items():
+        owner, _, name = target.rpartition(".")
+        shared = model.get_parameter(source)
+        with torch.no_grad():
+            shared.copy_(model.get_parameter(target))
+        setattr(model.get_submodule(owner), name, shared)
 
 
 def build(graph: Graph, input_type: TensorType | None = None) -> GraphModule:

@@ -10,6 +10,9 @@ node, and a copy of `layers.py` so the file runs without Trainbench. Weights go 
 from __future__ import annotations
 
 import inspect
+import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -22,6 +25,7 @@ from engine.graph.ops import OPS
 from engine.graph.shapes import Analysis, validate
 
 FORMATS = ("pytorch", "torchscript", "onnx")
+ONNX_FUNCTIONS = {layers.TransformerBlock, layers.MultiheadSelfAttention, layers.PositionalEmbedding}
 
 
 class ExportError(TrainbenchError):
@@ -56,19 +60,38 @@ def export(graph: Graph, fmt: str, path: str | Path, state_dict: dict | None = N
                 "ONNX export needs the onnx package: pip install 'trainbench[onnx]' (or pip install onnx)"
             ) from None
         try:
-            torch.onnx.export(
-                model,
-                (x,),
-                str(path),
-                input_names=["input"],
-                output_names=["output"],
-                dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
-                dynamo=False,
-            )
+            with _quiet_stdout():
+                torch.onnx.export(
+                    model,
+                    (x,),
+                    str(path),
+                    input_names=["input"],
+                    output_names=["output"],
+                    dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                    dynamo=False,
+                    # Trainbench's transformer layers as ONNX functions: runtimes inline them, and
+                    # `trainbench import model` reads them back as the same ops
+                    export_modules_as_functions={type(m) for m in model.modules()} & ONNX_FUNCTIONS,
+                )
         except Exception as err:  # noqa: BLE001 - exporter failures come in many types
             raise ExportError(f"ONNX export failed: {err}") from None
         return [path]
     raise ExportError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
+
+
+@contextmanager
+def _quiet_stdout():
+    """torch's exporter prints a note per unset annotated attribute (nn.Embedding's `freeze`)
+    on the process's stdout, where `trainbench export` prints the files it wrote."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def export_pytorch(graph: Graph, analysis: Analysis, path: Path, state_dict: dict | None) -> list[Path]:
@@ -144,6 +167,8 @@ def _emit_class(analysis: Analysis, name: str, classes: list[str], used: set[str
         init.append(f"        self.{nid} = {cls}({args})")
         srcs = ", ".join(local[s] for s in info.sources)
         fwd.append(f"        {local[nid]} = self.{nid}({srcs})")
+    # shared weights: the tied parameter becomes its source's tensor (paths checked by the graph model)
+    init.extend(f"        self.{target} = self.{source}" for target, source in graph.tie.items())
     inputs = ", ".join(local[n] for n in graph.input_nodes())
     classes.append(
         f"class {name}(nn.Module):\n    def __init__(self):\n        super().__init__()\n"

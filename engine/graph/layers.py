@@ -1,8 +1,14 @@
 """Torch modules for the ops that torch.nn lacks in the form the graph needs.
 
-Kept self-contained (only torch imports), because the PyTorch exporter copies this file's
+Kept self-contained (only torch and the standard library), because the PyTorch exporter copies this file's
 source into the exported model file so that file runs without Trainbench installed.
 """
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -133,3 +139,55 @@ class Repeat(nn.Module):
             else:
                 x = block(x)
         return x
+
+
+class HuggingFace(nn.Module):
+    """A Hugging Face `transformers` model built from its config's keyword arguments, giving
+    the tensor it is trained on — its first output (the logits, or the last hidden state) —
+    instead of the output record a graph cannot hold. `target` is the model class
+    ("transformers.models.gpt2.modeling_gpt2:GPT2Model"); importing it runs that package."""
+
+    def __init__(self, target: str, config: dict):
+        super().__init__()
+        module, _, name = target.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        self.model = cls(cls.config_class(**config))
+        self.reference = {"target": target, "config": config}
+
+    def forward(self, x):
+        out = self.model(x, return_dict=False)
+        return out[0] if isinstance(out, tuple) else out
+
+
+def imported_module(target, file=None, kwargs=None):
+    """The module an imported node stands for: `target` ("package.module:Name") called with
+    `kwargs`. With `file`, the module is that Python file (loaded once per process under a
+    name of its own, its folder on the import path while it loads); else an installed one.
+    This runs the user's code, so it is called only to build a model, never to show one."""
+    module_name, _, attr = target.partition(":")
+    module = _load_file(file) if file else importlib.import_module(module_name)
+    obj = module
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj(**(kwargs or {}))
+
+
+def _load_file(path):
+    name = "_user_model_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None:
+        raise ImportError(f"{path} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    folder = os.path.dirname(os.path.abspath(path))
+    sys.path.insert(0, folder)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    finally:
+        sys.path.remove(folder)
+    return module

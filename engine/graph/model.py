@@ -32,7 +32,8 @@ _ID_RULE = "ids start with a letter, then letters, digits and _, at most 64 char
 # The public names of a torch.nn.Module (torch 2.13): a layer registered under one of them
 # would shadow the module's own member. tests/engine/test_graph.py checks the list against
 # the installed torch, so a new method is noticed; private names are excluded by the first
-# letter.
+# letter. `smart_apply` is what transformers adds to torch.nn.Module once it builds a model
+# (an imported Hugging Face model, or its tracking callback, in the same process).
 TORCH_MODULE_NAMES = frozenset(
     """T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda
     double dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter
@@ -42,9 +43,11 @@ TORCH_MODULE_NAMES = frozenset(
     register_full_backward_pre_hook register_load_state_dict_post_hook
     register_load_state_dict_pre_hook register_module register_parameter
     register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state
-    set_submodule share_memory state_dict to to_empty train training type xpu zero_grad""".split()
+    set_submodule share_memory smart_apply state_dict to to_empty train training type xpu zero_grad""".split()
 )
-_DOC_FIELDS = ("format", "version", "name", "nodes", "edges", "output")
+_DOC_FIELDS = ("format", "version", "name", "nodes", "edges", "output", "tie", "init_from", "strict")
+# A tied parameter names its node and the parameter's path inside the node's module.
+_PARAM = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]*)+")
 _NODE_FIELDS = ("id", "op", "params", "pos")
 _EDGE_FIELDS = ("from", "to", "port")
 
@@ -76,6 +79,14 @@ class Graph:
     edges: list[Edge] = field(default_factory=list)
     output: str | None = None
     name: str = "model"
+    # Shared weights: {tied parameter: the parameter it is}, e.g. {"lm_head.weight": "embed.weight"};
+    # checked for shape by the analysis, counted once, one tensor in the built model.
+    tie: dict[str, str] = field(default_factory=dict)
+    # Where the model's first weights come from (see engine.weights): a run id, a .safetensors
+    # file, or a run resolved to its checkpoint ({"run": id, "checkpoint": path}); `strict`
+    # False lets tensors of new or resized layers keep their fresh initialisation.
+    init_from: int | str | dict | None = None
+    strict: bool = True
 
     # ------------------------------------------------------------ queries
 
@@ -202,7 +213,7 @@ class Graph:
     # ------------------------------------------------------------ (de)serialisation
 
     def to_dict(self) -> dict:
-        return {
+        doc = {
             "format": FORMAT,
             "version": VERSION,
             "name": self.name,
@@ -210,6 +221,14 @@ class Graph:
             "edges": [e.to_dict() for e in self.edges],
             "output": self.output,
         }
+        # written only when set, so a graph without them keeps the file it always had
+        if self.tie:
+            doc["tie"] = dict(self.tie)
+        if self.init_from is not None:
+            doc["init_from"] = copy.deepcopy(self.init_from)
+        if not self.strict:
+            doc["strict"] = False
+        return doc
 
     @classmethod
     def from_dict(cls, data: dict) -> Graph:
@@ -249,6 +268,12 @@ class Graph:
             g.output = out
         else:
             problems.append(("", f"output {shown(out)} is not a node of the graph"))
+        g.tie = _parse_tie(data.get("tie", {}), problems)
+        g.init_from = _parse_init_from(data.get("init_from"), problems)
+        g.strict = data.get("strict", True)
+        if not isinstance(g.strict, bool):
+            problems.append(("", f"strict must be true or false, got {shown(g.strict)}"))
+            g.strict = True
         if problems:
             raise GraphError(cap_problems(problems))
         return g
@@ -303,7 +328,15 @@ class Graph:
         problems.append((dst, f"edges[{i}]: {reason}"))
 
     def copy(self) -> Graph:
-        return Graph(copy.deepcopy(self.nodes), list(self.edges), self.output, self.name)
+        return Graph(
+            copy.deepcopy(self.nodes),
+            list(self.edges),
+            self.output,
+            self.name,
+            dict(self.tie),
+            copy.deepcopy(self.init_from),
+            self.strict,
+        )
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -326,6 +359,44 @@ def id_problem(node_id) -> str | None:
         return f"id {node_id!r} is a Python keyword; rename the node (e.g. {node_id}_1)"
     if node_id in TORCH_MODULE_NAMES:
         return f"id {node_id!r} is a name torch.nn.Module uses itself; rename the node (e.g. {node_id}_1)"
+    return None
+
+
+def _parse_tie(tie, problems: list) -> dict[str, str]:
+    """{tied parameter: source parameter}, both `node.param`; what they name is checked by
+    the analysis (it knows the nodes' parameter shapes)."""
+    if not isinstance(tie, dict):
+        problems.append(("", f"tie must map a parameter to the one it shares, got {shown(tie)}"))
+        return {}
+    out = {}
+    for target, source in tie.items():
+        for name in (target, source):
+            if not isinstance(name, str) or _PARAM.fullmatch(name) is None:
+                problems.append(("", f"tie: {shown(name)} must name a node's parameter, like lm_head.weight"))
+                break
+        else:
+            out[target] = source
+    return out
+
+
+def _parse_init_from(value, problems: list):
+    """A run id, a weights file's path, or a run resolved to its checkpoint file."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2**63:
+        return value
+    if isinstance(value, str) and value and "\0" not in value:
+        return value
+    if (
+        isinstance(value, dict)
+        and set(value) == {"run", "checkpoint"}
+        and isinstance(value["run"], int)
+        and isinstance(value["checkpoint"], str)
+    ):
+        return dict(value)
+    problems.append(
+        ("", f"init_from must be a run id or the path of a .safetensors file, got {shown(value)}")
+    )
     return None
 
 

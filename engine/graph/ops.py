@@ -15,6 +15,7 @@ FLOPs count one multiply-add as 2, per sample, forward only.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -61,6 +62,9 @@ CountRule = Callable[[dict, list[TensorType], TensorType], int]
 MemoryRule = Callable[[dict, list[TensorType], TensorType], ActivationUse]
 # ("nn.Conv2d" | "layers.Name", kwargs): used by both the builder and the code exporter.
 CtorRule = Callable[[dict, list[TensorType]], tuple[str, dict]]
+# {parameter name: shape} of the module's own parameters (`weight`, `bias`): what a graph-level
+# `tie` is checked against without building anything.
+WeightsRule = Callable[[dict, list[TensorType], TensorType], dict[str, tuple[int, ...]]]
 
 # What an op's traits tell the code that transforms graphs and models:
 #   opaque  structured pruning leaves its output width whole (inner widths no param expresses
@@ -109,6 +113,7 @@ class OpDef:
     # module per copy and hand them to the ctor's class, the memory estimate walks the body.
     body: str | None = None
     copies: str | None = None
+    weights: WeightsRule | None = None
     keeps: str = "output"  # see KEEPS
     autocast: str = "follow"  # see AUTOCAST
 
@@ -184,6 +189,14 @@ def _check_declared(p: dict, key: str, actual: int, what: str) -> int:
 
 def _conv_len(n: int, k: int, s: int, pad: int, dil: int = 1) -> int:
     return (n + 2 * pad - dil * (k - 1) - 1) // s + 1
+
+
+def _with_bias(p: dict, weight: tuple[int, ...], width: int) -> dict[str, tuple[int, ...]]:
+    return {"weight": weight, **({"bias": (width,)} if p["bias"] else {})}
+
+
+def _affine(width: int) -> dict[str, tuple[int, ...]]:
+    return {"weight": (width,), "bias": (width,)}
 
 
 def _elementwise(
@@ -290,6 +303,7 @@ _op(
         {"in_features": ins[0].shape[-1], "out_features": p["out_features"], "bias": p["bias"]},
     ),
     width="out_features",
+    weights=lambda p, ins, out: _with_bias(p, (p["out_features"], ins[0].shape[-1]), p["out_features"]),
     keeps="input",
     autocast="low",
 )
@@ -373,6 +387,11 @@ for _dims in (1, 2):
         flops=lambda p, ins, out, d=_dims: 2 * _conv_weights(p, ins, d) * numel(out.shape[1:]),
         ctor=_conv_ctor(_dims),
         width="out_channels",
+        weights=lambda p, ins, out, d=_dims: _with_bias(
+            p,
+            (p["out_channels"], ins[0].shape[0] // p["groups"]) + (p["kernel_size"],) * d,
+            p["out_channels"],
+        ),
         keeps="input",
         autocast="low",
         # oneDNN (and cuDNN) compute into an output of their own layout, then reorder it
@@ -472,6 +491,7 @@ _op(
     n_params=lambda p, ins, out: 2 * ins[0].shape[0],
     flops=lambda p, ins, out: 2 * numel(out.shape),
     ctor=lambda p, ins: ("nn.BatchNorm1d", {"num_features": ins[0].shape[0], "eps": p["eps"]}),
+    weights=lambda p, ins, out: _affine(ins[0].shape[0]),
     keeps="input",
 )
 _op(
@@ -483,6 +503,7 @@ _op(
     n_params=lambda p, ins, out: 2 * ins[0].shape[0],
     flops=lambda p, ins, out: 2 * numel(out.shape),
     ctor=lambda p, ins: ("nn.BatchNorm2d", {"num_features": ins[0].shape[0], "eps": p["eps"]}),
+    weights=lambda p, ins, out: _affine(ins[0].shape[0]),
     keeps="input",
 )
 _op(
@@ -494,6 +515,7 @@ _op(
     n_params=lambda p, ins, out: 2 * ins[0].shape[-1],
     flops=lambda p, ins, out: 5 * numel(out.shape),
     ctor=lambda p, ins: ("nn.LayerNorm", {"normalized_shape": ins[0].shape[-1], "eps": p["eps"]}),
+    weights=lambda p, ins, out: _affine(ins[0].shape[-1]),
     keeps="input",
     autocast="fp32_cuda",
     # its input, and a mean and an inverse deviation (fp32) per row
@@ -608,6 +630,7 @@ _op(
         {"num_embeddings": p["num_embeddings"], "embedding_dim": p["embedding_dim"]},
     ),
     width="embedding_dim",
+    weights=lambda p, ins, out: {"weight": (p["num_embeddings"], p["embedding_dim"])},
     keeps="input",  # the token ids
     autocast="fp32",
 )
@@ -636,6 +659,7 @@ _op(
     flops=lambda p, ins, out: numel(out.shape),
     ctor=lambda p, ins: ("layers.PositionalEmbedding", {"max_len": p["max_len"], "dim": ins[0].shape[-1]}),
     traits={"opaque"},
+    weights=lambda p, ins, out: {"weight": (p["max_len"], ins[0].shape[-1])},
     keeps="none",
     autocast="fp32",
 )
@@ -849,6 +873,113 @@ _op(
     body="body",
     copies="times",
     keeps="none",  # its body's ops say what they keep
+)
+
+
+# ---------------------------------------------------------------- imported
+
+# What an imported module's reference looks like: `package.module:Name` (an attribute path
+# after the colon, e.g. `torchvision.models:resnet18` or `models:Gate.Inner`).
+TARGET = re.compile(
+    r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+)
+MAX_RANK = 8
+
+
+def measured_type(doc, what: str) -> TensorType:
+    """A tensor type as an import recorded it: {"shape": [...], "dtype": "float" | "long"}."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("shape"), list):
+        raise ShapeError(f"{what} must be {{'shape': [...], 'dtype': ...}} as the import measured it")
+    shape, dtype = doc["shape"], doc.get("dtype", "float")
+    if len(shape) > MAX_RANK or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape
+    ):
+        raise ShapeError(f"{what}: shape must be at most {MAX_RANK} whole numbers >= 1")
+    if dtype not in ("float", "long"):
+        raise ShapeError(f"{what}: dtype must be 'float' or 'long'")
+    return TensorType(tuple(shape), dtype)
+
+
+def measured_weights(p: dict) -> dict[str, tuple[int, ...]]:
+    """An imported module's parameters, {name: shape}, as its import measured them."""
+    params = p["parameters"]
+    if not isinstance(params, dict):
+        raise ShapeError("parameters must map each parameter's name to its shape")
+    out = {}
+    for name, shape in params.items():
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+        ):
+            raise ShapeError(f"parameters.{name}: a shape is a list of whole numbers")
+        out[name] = tuple(shape)
+    return out
+
+
+def _module_shape(p, ins):
+    if TARGET.fullmatch(p["target"]) is None:
+        raise ShapeError(f"target must be an import path like package.module:Name, got {p['target']!r}")
+    if not isinstance(p["kwargs"], dict):
+        raise ShapeError("kwargs must be an object of constructor arguments")
+    measured = p["inputs"]
+    if not isinstance(measured, list) or not measured:
+        raise ShapeError("has no measured input shapes; import the model again")
+    want = [measured_type(t, f"inputs[{i}]") for i, t in enumerate(measured)]
+    if len(ins) != len(want):
+        raise ShapeError(f"was measured with {len(want)} input(s) and has {len(ins)}")
+    for i, (got, expected) in enumerate(zip(ins, want, strict=True)):
+        if got != expected:
+            raise ShapeError(
+                f"input {i} is {got}, but the module was measured with {expected} when it was imported "
+                "(import it again for other shapes)"
+            )
+    measured_weights(p)
+    return measured_type(p["output"], "output")
+
+
+_op(
+    name="Module",
+    category="Imported",
+    help="A module imported as it is, referenced by its import path and constructor arguments (never "
+    "pickled): its shapes and parameters were measured when it was imported. Its code runs only when a "
+    "run or an export builds the model, never when a graph is opened.",
+    params=(
+        Field("target", "str", "", "its class or factory: package.module:Name"),
+        Field(
+            "file",
+            "str",
+            None,
+            "the Python file that defines it, when it is not an installed package (imported only when a "
+            "run or an export builds the model)",
+            optional=True,
+        ),
+        Field("kwargs", "any", {}, "constructor arguments"),
+        Field(
+            "inputs", "any", None, "the input types it was measured with", optional=True, traits={"measured"}
+        ),
+        Field("output", "any", None, "its measured output type", optional=True, traits={"measured"}),
+        Field("parameters", "any", {}, "its parameters' shapes, by name", traits={"measured"}),
+        Field(
+            "flops",
+            "int",
+            0,
+            "FLOPs per sample, measured at import",
+            min=0,
+            max=2**63 - 1,
+            traits={"measured"},
+        ),
+        Field("inside", "str", "", "its layers as the import listed them", traits={"measured"}),
+    ),
+    min_inputs=1,
+    max_inputs=None,
+    shape=_module_shape,
+    n_params=lambda p, ins, out: sum(numel(s) for s in measured_weights(p).values()),
+    flops=lambda p, ins, out: p["flops"],
+    ctor=lambda p, ins: (
+        "layers.imported_module",
+        {"target": p["target"], "file": p["file"], "kwargs": p["kwargs"]},
+    ),
+    traits={"opaque", "deep"},
+    weights=lambda p, ins, out: measured_weights(p),
 )
 
 

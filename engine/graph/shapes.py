@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from engine.errors import GraphError
 from engine.fields import cap_problems, check_fields, listed, number_text
 from engine.graph.model import Graph
-from engine.graph.ops import OPS, ShapeError, TensorType
+from engine.graph.ops import OPS, ShapeError, TensorType, numel
 
 __all__ = ["Analysis", "NodeInfo", "TensorType", "analyze", "validate"]
 
@@ -42,6 +42,7 @@ class NodeInfo:
     sources: list[str] = field(default_factory=list)  # the nodes feeding it, in port order
     body: Analysis | None = None  # a block op's body, analysed with this node's input
     layers: int = 1  # layers it unrolls to (a block: copies × the body's layers)
+    tied: dict[str, str] = field(default_factory=dict)  # its parameters that are another's (not counted)
 
 
 @dataclass
@@ -138,6 +139,7 @@ def analyze(graph: Graph, input_type: TensorType | None = None, _nesting: int = 
             info.error = "; ".join(errors)
             problems.extend((nid, e) for e in errors)
 
+    _check_ties(graph, infos, problems)
     if output is not None:
         feeds_output = _ancestors(output, incoming) | {output}
         unused = set(cyclic)
@@ -197,6 +199,45 @@ def _infer_block(info: NodeInfo, op, problems: list, nesting: int) -> None:
     info.n_params = copies * inner.total_params
     info.flops = copies * inner.total_flops
     info.layers = copies * inner.total_layers
+
+
+def _check_ties(graph: Graph, infos: dict[str, NodeInfo], problems: list) -> None:
+    """Each tied parameter must exist and have its source's shape; it is then counted once, as
+    the source's (the tied node's own count leaves it out)."""
+    targets = set(graph.tie)
+    for target, source in graph.tie.items():
+        where, shapes = target.split(".", 1)[0], []
+        for name in (target, source):
+            nid, _, pname = name.partition(".")
+            info = infos.get(nid)
+            if nid not in graph.nodes:
+                problems.append((where, f"tie {target} = {source}: there is no node {nid!r}"))
+                break
+            if info is None or info.out is None:
+                break  # the node's own problem is reported
+            op = OPS[info.op]
+            declared = op.weights(info.params, info.inputs, info.out) if op.weights else {}
+            if pname not in declared:
+                has = f"its parameters are {listed(sorted(declared))}" if declared else "it declares none"
+                problems.append(
+                    (nid, f"tie {target} = {source}: {info.op} has no parameter {pname!r} ({has})")
+                )
+                break
+            shapes.append(declared[pname])
+        else:
+            if target == source:
+                problems.append((where, f"tie {target} = {source}: a parameter cannot be tied to itself"))
+            elif source in targets:
+                problems.append(
+                    (where, f"tie {target} = {source}: {source} is itself tied; tie to {graph.tie[source]}")
+                )
+            elif shapes[0] != shapes[1]:
+                dims = ["×".join(map(str, d)) or "a scalar" for d in shapes]
+                problems.append((where, f"tie {target} = {source}: shapes differ ({dims[0]} vs {dims[1]})"))
+            else:
+                info = infos[where]
+                info.tied[target.split(".", 1)[1]] = source
+                info.n_params -= numel(shapes[0])
 
 
 def _topo(graph, incoming, outgoing) -> tuple[list[str], list[str]]:

@@ -28,7 +28,14 @@ from engine.tasks import footprint
 from engine.tasks.batches import BatchPlan
 from engine.tasks.context import TaskContext
 from engine.tasks.objectives import Objective
-from engine.tasks.pruners import OPAQUE_OPS, BudgetPruner, PruneError, StructuredPruner, UnstructuredPruner
+from engine.tasks.pruners import (
+    OPAQUE_OPS,
+    BudgetPruner,
+    PruneError,
+    StructuredPruner,
+    UnstructuredPruner,
+    tied_nodes,
+)
 from engine.tasks.train import fit
 
 TAYLOR_BATCHES = 8  # training batches whose loss gradient ranks channels for Taylor importance
@@ -117,6 +124,8 @@ def make_pruner(ctx, model, parent: ParentRun, data: Dataset, objective: Objecti
     spec, p = ctx.spec, ctx.spec["prune"]
     if p["method"] == "unstructured":
         return UnstructuredPruner(model, parent.graph, p["scope"], p["ratio"], p["steps"], keep)
+    if tied := tied_nodes(parent.graph):
+        ctx.log(f"tied layers keep their widths (they share one tensor): {', '.join(sorted(tied))}")
     example = example_input(parent.analysis, batch=2)
     score = taylor_score(data, objective, spec["train"]["batch_size"])
 

@@ -68,6 +68,9 @@ class StructuredPruner:
         self.original = graph
         ignored = [getattr(model, n) for n in keep if hasattr(model, n)]
         ignored += [getattr(model, n) for n, node in graph.nodes.items() if node.op in OPAQUE_OPS]
+        # Tied layers keep their widths: one tensor serves both, and a graph states one width per
+        # node, so narrowing them together would need both widths to follow one channel choice.
+        ignored += [getattr(model, n) for n in tied_nodes(graph) if hasattr(model, n)]
         unwrapped = [(m.weight, 1) for m in model.modules() if isinstance(m, layers.PositionalEmbedding)]
         was_training = model.training
         model.eval()  # tracing runs a forward: in train mode it would move BatchNorm's statistics
@@ -110,12 +113,15 @@ class UnstructuredPruner:
     def __init__(self, model: nn.Module, graph: Graph, scope: str, ratio: float, steps: int, keep: list[str]):
         self.graph, self.scope, self.ratio, self.steps = graph, scope, ratio, steps
         # (module, parameter name): matrices and kernels only; biases and norms stay dense
+        # A tied weight is one tensor under two names: it is pruned once, for both (the first
+        # module that holds it prunes it; the tie keeps the other pointing at the result).
+        seen: set[int] = set()
         self.targets = [
             (m, pname)
             for name, m in model.named_modules()
             if isinstance(m, PRUNABLE) and name and name.split(".")[0] not in keep
             for pname, p in m.named_parameters(recurse=False)
-            if pname.startswith("weight") and p.dim() >= 2
+            if pname.startswith("weight") and p.dim() >= 2 and not (id(p) in seen or seen.add(id(p)))
         ]
         if not self.targets:
             raise PruneError("no Conv, Linear or LSTM/GRU weights outside prune.keep to prune")
@@ -149,6 +155,11 @@ class UnstructuredPruner:
     def describe(self) -> dict:
         zeros, total = self.sparsity()
         return {"sparsity": zeros / total, "zero_weights": zeros, "prunable_weights": total}
+
+
+def tied_nodes(graph: Graph) -> set[str]:
+    """Nodes holding a tied parameter, on either side of the tie."""
+    return {name.split(".", 1)[0] for pair in graph.tie.items() for name in pair}
 
 
 def changed_widths(before: Graph, after: Graph) -> dict[str, list[int]]:

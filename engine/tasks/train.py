@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import torch
 
+from engine import freeze, weights
 from engine.compiler import Compiler
 from engine.data import Dataset, load_dataset
 from engine.errors import Diverged
@@ -37,7 +38,11 @@ def run(ctx: TaskContext) -> dict:
     data = load_dataset(spec["data"], spec["task"]["objective"])
     analysis = validate(Graph.from_dict(spec["model"]))
     check_model_fits(analysis, data)
-    return fit(ctx, GraphModule(analysis), data, analysis)
+    model = GraphModule(analysis)
+    weights.init(model, spec["model"], ctx.log)  # model.init_from: a past run's or an import's weights
+    # its checkpoints start from themselves: the graph they carry names no first weights
+    graph = {k: v for k, v in spec["model"].items() if k not in ("init_from", "strict")}
+    return fit(ctx, model, data, analysis, graph=graph)
 
 
 def fit(
@@ -59,6 +64,9 @@ def fit(
     graph = graph if graph is not None else spec["model"]
     objective = Objective(data.objective)
     loss_fn = loss_fn or (lambda out, x, y: (objective.loss(out, y), {}))
+
+    # --- fine-tuning: frozen nodes get no gradient (marked before DDP or FSDP wrap the model)
+    trainable, frozen = freeze.apply(model, train.get("freeze") or [])
 
     # --- where and how: device, precision, and how processes cooperate (single, DDP, FSDP)
     strategy = make_strategy(spec)
@@ -120,7 +128,9 @@ def fit(
 
     tokens = data.tokens_per_sample
     ctx.log(
-        f"{data.name}: {len(x_train)} train / {len(x_val)} val samples; model {analysis.total_params:,} parameters, "
+        f"{data.name}: {len(x_train)} train / {len(x_val)} val samples; model {analysis.total_params:,} parameters"
+        + (f" ({frozen:,} frozen, {trainable:,} trained)" if frozen else "")
+        + ", "
         f"{analysis.total_flops:,} FLOPs/sample; {strategy.describe()}; global batch {plan.global_batch} "
         f"({train['batch_size']} × {train['grad_accum']} accumulation × {strategy.world_size} process(es)); "
         f"{total_steps} steps ({plan.steps_per_epoch} per epoch)"
@@ -140,6 +150,7 @@ def fit(
         world_size=strategy.world_size,
         strategy=strategy.name,
         dataset=data.summary(),
+        **({"trainable_params": trainable, "frozen_params": frozen} if frozen else {}),
     )
 
     # Losses are read back a few steps at a time: on CUDA a read stalls the GPU queue, and on a

@@ -36,7 +36,7 @@ def test_shell_has_areas_menus_and_shared_actions(window):
     menus = {m.text().replace("&", ""): m.menu() for m in window.menuBar().actions()}
     assert list(menus) == ["File", "Edit", "View", "Help"]
     assert menu_texts(menus["File"]) == [
-        "New", "Open…", "Open Template", "Open Recent", "Save", "Save As…", "Export", "Quit",
+        "New", "Open…", "Open Template", "Open Recent", "Import Model…", "Import Runs", "Save", "Save As…", "Export", "Quit",
     ]  # fmt: skip
     edit = menu_texts(menus["Edit"])
     for name in ("Undo", "Redo", "Cut", "Copy", "Paste", "Duplicate", "Delete", "Select All"):

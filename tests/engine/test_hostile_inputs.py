@@ -213,6 +213,11 @@ def _structure_cases(c: Cases, base: dict) -> None:
     c.add("--set fine", argv=[c.write(base, "set-ok"), "--set", "train.epochs=2"], expect="ok")
 
 
+def _renamed(param: str, old: str, new) -> str:
+    node, _, rest = param.partition(".")
+    return f"{new}.{rest}" if node == old and isinstance(new, str) else param
+
+
 def _graph_cases(c: Cases, name: str, base: dict) -> None:
     from engine.graph.ops import OPS
 
@@ -240,6 +245,9 @@ def _graph_cases(c: Cases, name: str, base: dict) -> None:
                     e["to"] = new if e["to"] == old else e["to"]
                 if g.get("output") == old:
                     g["output"] = new
+                g["tie"] = {  # a tie names its nodes' parameters: it follows the rename
+                    _renamed(k, old, new): _renamed(v, old, new) for k, v in g.get("tie", {}).items()
+                }
 
             with_graph(rename, f"id {old}->{str(new)[:12]}", "ok" if new in IDS_FINE else "error")
         for op in ("Conv3d", 5, None, ["Linear"], {"a": 1}):
