@@ -99,6 +99,7 @@ class MainWindow(QMainWindow):
         self.db_path = db_path
         self._area_widgets: dict[str, list[QWidget]] = {}
         self.designer = DesignerArea(self.doc)
+        self.designer.health.set_db_path(db_path)  # the run store whose health the designer shows
         self.files = FileActions(self.doc, self, self.designer.view_size)
         self.autosaver = recovery.Autosaver(self.doc, settings.data_dir(), self)
 

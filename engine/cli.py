@@ -105,7 +105,7 @@ def _parser() -> argparse.ArgumentParser:
 
     ls = _command(sub, "runs", cmd_runs)
     ls.add_argument("--status", choices=STATUSES, help="only runs with this status")
-    ls.add_argument("--kind", choices=KINDS, help="only runs of this kind (the spec's task.kind)")
+    ls.add_argument("--kind", choices=KINDS, help="only runs of this kind (the spec's task.kind, or lr_find)")
     ls.add_argument("--limit", type=int, metavar="N", help="the newest N runs only")
     ls.add_argument("--json", action="store_true", help=JSON_HELP)
 
@@ -164,6 +164,8 @@ def _parser() -> argparse.ArgumentParser:
 
     o = _command(sub, "ops", cmd_ops)
     o.add_argument("--json", action="store_true", help=JSON_HELP)
+
+    _diagnostics_commands(sub)
 
     _command(sub, "gui", cmd_gui)
     return p
@@ -530,6 +532,7 @@ def cmd_show(args) -> int:
                     "run": run,
                     "metrics": series,
                     "checkpoints": checkpoints,
+                    "events": store.run_events(args.run),
                     "artifacts": capsule.artifacts(store, args.run),
                     "capsules": store.capsules(args.run),
                     "ancestors": [a["id"] for a in ancestors],
@@ -575,6 +578,7 @@ def cmd_show(args) -> int:
             [Col("step", right=True), "tag", "path"],
         )
     _show_tracking(store, run)
+    _print_events(store.run_events(args.run))
     return 0
 
 
@@ -841,6 +845,177 @@ def cmd_import_model(args) -> int:
     report = run(args.source, Path(args.out), kwargs, shape, args.dtype)
     print(json.dumps(report, indent=2) if args.json else text(report))
     return 0
+
+
+# ------------------------------------------------------------------ diagnostics: lr-find, explain, control
+
+
+def _diagnostics_commands(sub) -> None:
+    from engine import lrfind
+    from engine.control import USAGE
+    from engine.explain import METHODS
+
+    f = _command(sub, "lr-find", cmd_lr_find)
+    f.add_argument("spec", help="spec JSON file (a train spec)")
+    f.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="as for `run`")
+    f.add_argument(
+        "--steps", type=int, default=lrfind.DEFAULTS["steps"], help="sweep length (default %(default)s)"
+    )
+    f.add_argument("--start-lr", type=float, default=lrfind.DEFAULTS["start_lr"], help="default %(default)g")
+    f.add_argument("--end-lr", type=float, default=lrfind.DEFAULTS["end_lr"], help="default %(default)g")
+    f.add_argument(
+        "--json", action="store_true", help="print the sweep (lr, loss, smoothed) and suggestions as JSON"
+    )
+
+    x = _command(sub, "explain", cmd_explain)
+    x.add_argument("run", type=int, help="the run's id")
+    x.add_argument(
+        "--samples", metavar="I,J,…", help="validation sample indices (default: the first --count)"
+    )
+    x.add_argument(
+        "--count", type=int, default=4, help="samples explained without --samples (default %(default)s)"
+    )
+    x.add_argument("--methods", metavar="M,…", help=f"some of {', '.join(METHODS)} (default: all that apply)")
+    x.add_argument(
+        "--prompt", help="language models: the text samples start from (default: a validation sample's)"
+    )
+    x.add_argument("--temperature", type=float, default=0.8, help="language models (default %(default)s)")
+    x.add_argument("--top-k", type=int, default=40, help="language models; 0: no cut (default %(default)s)")
+    x.add_argument(
+        "--length", type=int, default=200, help="language models: bytes per sample (default %(default)s)"
+    )
+    x.add_argument("--json", action="store_true", help="print what was written as JSON")
+
+    c = _command(sub, "control", cmd_control)
+    c.add_argument("run", type=int, help="the id of a running run")
+    c.add_argument("command", metavar="COMMAND", help=USAGE)
+    c.add_argument(
+        "--wait", type=float, default=30.0, help="seconds to wait for the run to apply it (0: don't)"
+    )
+    c.add_argument("--json", action="store_true", help=JSON_HELP)
+
+
+def cmd_lr_find(args) -> int:
+    """sweep the learning rate on a throwaway copy of a spec's model and suggest one
+
+    Trains a fresh copy of the spec's model for --steps steps while the learning rate grows
+    exponentially from --start-lr to --end-lr, stops when the loss diverges, and prints two
+    suggestions read off the smoothed loss: valley (the middle of the stretch where the loss
+    falls; the one to use) and steepest (where it falls fastest). The sweep is stored as a run of
+    kind lr_find; nothing else changes."""
+    from engine.lrfind import lr_find
+    from engine.preflight import preflight
+
+    store = _store(args)
+    spec = preflight(load_spec(Path(args.spec), args.set), store).spec
+    result = lr_find(spec, store, args.steps, args.start_lr, args.end_lr)
+    if args.json:
+        print(json.dumps(result, allow_nan=True))
+        return 0
+    if result["valley"] is None:
+        print(
+            f"run {result['run_id']}: the loss did not fall over the sweep; try a wider --start-lr/--end-lr"
+        )
+        return 1
+    print(f"valley    {result['valley']:.3g}   (suggested optim.lr)")
+    print(f"steepest  {result['steepest']:.3g}")
+    end = ", stopped when the loss diverged" if result["stopped_early"] else ""
+    print(
+        f"{result['steps']} steps from {args.start_lr:g} to {result['lr'][-1]:.3g}{end}; stored as run {result['run_id']}"
+    )
+    return 0
+
+
+def cmd_explain(args) -> int:
+    """evaluate a run and explain its predictions: confusion, errors, saliency, attention
+
+    Loads the run's newest checkpoint and writes, beside the run, the evaluation of its
+    validation split (confusion matrix, per-class precision/recall/F1 and the most confused
+    samples; predicted vs true values for regression; text sampled from every kept checkpoint
+    for language models) and explanations of chosen samples: saliency, integrated gradients and
+    Grad-CAM through Captum, attention maps per layer and head. The GUI shows the same files."""
+    from engine.evaluation import evaluate_run, load_trained
+    from engine.explain import explain_run
+
+    store = _store(args)
+    indices = _int_list(args.samples, "--samples") if args.samples else None
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    trained = load_trained(store, args.run)
+    sample = {
+        "prompt": args.prompt,
+        "temperature": args.temperature,
+        "top_k": args.top_k,
+        "length": args.length,
+    }
+    evaluation = evaluate_run(store, args.run, trained=trained, **sample)
+    explained = explain_run(store, args.run, indices, args.count, methods, trained=trained)
+    folder = store.artifacts_dir(args.run)
+    if args.json:
+        print(json.dumps({"folder": str(folder), "evaluation": evaluation, "explain": explained}))
+        return 0
+    print(f"run {args.run} at step {trained.step:,}: {evaluation['objective']}")
+    if "accuracy" in evaluation:
+        print(f"  accuracy {evaluation['accuracy']:.4f}; most confused:")
+        for c in evaluation["most_confused"][:5]:
+            print(f"    #{c['index']}: true {c['true']}, predicted {c['predicted']} ({c['confidence']:.0%})")
+    elif "rmse" in evaluation:
+        print(
+            f"  RMSE {fmt.value(evaluation['rmse'])}, MAE {fmt.value(evaluation['mae'])}, R² {evaluation['r2']:.3f}"
+        )
+    else:
+        for s in evaluation["lm_samples"]["samples"]:
+            print(f"  step {s['step']:,}: {s.get('text', s.get('error', ''))[:70]!r}")
+    print(
+        f"  explained samples {', '.join(str(s['index']) for s in explained['samples'])}: {', '.join(explained['methods'])}"
+    )
+    print(f"  written to {folder}/evaluation and {folder}/explain")
+    return 0
+
+
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise SpecError.at(option, f"must be whole numbers separated by commas, got {text!r}") from None
+
+
+def cmd_control(args) -> int:
+    """change a running run: pause, resume, learning rate, length, evaluate or checkpoint now
+
+    COMMAND is pause, resume, lr=VALUE (the next step's learning rate; the schedule keeps its
+    shape), lr*=FACTOR, steps=N or epochs=N (the run ends there; the schedule is recomputed),
+    eval or checkpoint. The run applies it within a few steps and records it as an event at
+    its step (`trainbench show` lists them; a resume replays them). Works for any running run
+    on this machine, whoever started it."""
+    from engine.control import describe, send
+
+    event = send(_store(args, readonly=True), args.run, args.command, args.wait)
+    if args.json:
+        print(json.dumps(event))
+        return 0
+    if event["step"] is None:
+        print(f"run {args.run}: sent {args.command!r}; the run applies it at its next check")
+        return 0
+    print(f"run {args.run}: {describe(event['data'])} at step {event['step']:,}")
+    return 0
+
+
+def _print_events(events: list[dict]) -> None:
+    """The changes made to a run while it ran, and what its health checks found."""
+    from engine.control import describe
+
+    if not events:
+        return
+    print()
+    rows = [
+        {
+            "step": f"{e['step']:,}",
+            "event": e["kind"],
+            "what": describe(e["data"]) if e["kind"] == "control" else e["data"].get("message", ""),
+        }
+        for e in events
+    ]
+    print_table(rows, [Col("step", right=True), "event", Col("what", wrap=True)])
 
 
 # ------------------------------------------------------------------ scripts, capsules, imports

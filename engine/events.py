@@ -9,6 +9,8 @@ database); the store remains the record. Events:
   log          {level, message}
   checkpoint   {step, path, tag}
   run_ended    {status, summary, error}
+  control      {step, command, value, id, ...}  a live change, as stored (engine.control)
+  health       {step, kind, node, value, message}  a health finding (engine.health)
 
 Every line also has `event`, `run_id` and `t` (unix seconds).
 """
@@ -22,7 +24,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import IO
 
-EVENT_TYPES = ("run_started", "metrics", "progress", "log", "checkpoint", "run_ended")
+EVENT_TYPES = ("run_started", "metrics", "progress", "log", "checkpoint", "run_ended", "control", "health")
 
 
 class EventStream:

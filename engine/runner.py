@@ -437,6 +437,23 @@ class RunContext(_Stoppable):
     def get_run(self, run_id: int) -> dict | None:
         return self.store.get_run(run_id)
 
+    # --- diagnostics and live control (engine.health, engine.control)
+
+    @property
+    def control_file(self) -> Path:
+        return self.dir / "control.jsonl"
+
+    def record_event(self, step: int, kind: str, data: dict) -> None:
+        """A change made to the run or a health finding, stored at its step and streamed."""
+        self.store.add_run_event(self.run_id, step, kind, data, self.owner)
+        self.events.emit(kind, step=step, **data)
+
+    def run_events(self, kind: str | None = None) -> list[dict]:
+        return self.store.run_events(self.run_id, kind)
+
+    def log_histograms(self, step: int, hists: dict) -> None:
+        self.store.add_histograms(self.run_id, step, hists, self.owner)
+
     def close(self) -> None:
         self._log.close()
 
@@ -456,11 +473,17 @@ class FollowerContext(_Stoppable):
         self.spec = spec
         self.events = EventStream(None)
 
+    control_file = None  # rank 0 reads the control file and broadcasts the commands
+
     def _nothing(self, *args, **kwargs) -> None:
         return None
 
+    def run_events(self, kind: str | None = None) -> list[dict]:
+        return []
+
     log = log_metrics = progress = share_cpu = save_checkpoint = last_checkpoint = _nothing
     discard_checkpoints = truncate_metrics = update_summary = get_run = _nothing
+    record_event = log_histograms = _nothing
 
 
 def follow(spec: dict) -> None:

@@ -22,6 +22,7 @@ from engine.fields import (
     cap_problems,
     check_fields,
     join,
+    listed,
     number_text,
     shorten,
     shown,
@@ -38,6 +39,8 @@ MAX_SEED = 2**32 - 1
 MAX_RUN_ID = 2**63 - 1  # SQLite's largest integer
 MAX_BATCH = 1 << 20
 MAX_NODES = 1024  # machines of one run
+
+HEALTH_EVERY = 50  # health.every's default: measured by tests/benchmarks/bench_health.py (README)
 
 DATA_SOURCES = (
     "digits",
@@ -607,6 +610,52 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
         ),
         _parent_checkpoint(),
     ),
+    "health": (
+        Field(
+            "enabled",
+            "bool",
+            True,
+            "measure per-node training health: gradient and weight norms, update ratios, activation "
+            "statistics; warns of exploding or vanishing gradients and dead units",
+            label="Health checks",
+        ),
+        Field(
+            "every",
+            "int",
+            HEALTH_EVERY,
+            "measure every N steps, on that step's first micro-batch (the default keeps the cost under 3% "
+            "of training time on the examples)",
+            min=1,
+            max=MAX_STEPS,
+            label="Measure every",
+            when={"enabled": (True,)},
+        ),
+        Field(
+            "nodes",
+            "any",
+            None,
+            "node ids to measure (default: every node)",
+            optional=True,
+            when={"enabled": (True,)},
+        ),
+        Field(
+            "histograms",
+            "bool",
+            False,
+            "also store histograms of each node's weights and gradients",
+            when={"enabled": (True,)},
+        ),
+        Field(
+            "histogram_every",
+            "int",
+            0,
+            "histograms every N steps, a multiple of health.every (0: ten times health.every)",
+            min=0,
+            max=MAX_STEPS,
+            label="Histograms every",
+            when={"enabled": (True,), "histograms": (True,)},
+        ),
+    ),
 }
 
 # Prune and distill runs take what they omit of these from their parent run (engine.lineage).
@@ -940,6 +989,25 @@ def _check_lineage(doc: dict, problems: list) -> None:
             problems.append(
                 (f"distill.{missing}", "feature matching needs both feature_teacher and feature_student")
             )
+
+
+@cross_check("health", "model")
+def _check_health(doc: dict, problems: list) -> None:
+    """Health's node ids must be nodes of the model (a prune/distill model comes later)."""
+    health, model = doc["health"], doc["model"]
+    nodes = health["nodes"]
+    if nodes is not None and not (isinstance(nodes, list) and all(isinstance(n, str) for n in nodes)):
+        problems.append(("health.nodes", f"must be a list of node ids, got {shown(nodes)}"))
+    elif nodes is not None and isinstance(model, dict):
+        known = [n.get("id") for n in model.get("nodes", []) if isinstance(n, dict)]
+        unknown = [n for n in nodes if n not in known]
+        if unknown:
+            problems.append(
+                ("health.nodes", f"no node {shown(unknown[0])} in the model (its nodes: {listed(known)})")
+            )
+    every, hist_every = health["every"], health["histogram_every"]
+    if health["histograms"] and hist_every and hist_every % every:
+        problems.append(("health.histogram_every", f"must be a multiple of health.every ({every})"))
 
 
 def load_spec(path: str | Path, sets: list[str] = (), store=None) -> dict:

@@ -50,9 +50,9 @@ from engine.errors import StoreError
 STATUSES = ("queued", "running", "completed", "failed", "stopped", "crashed")
 FINAL = ("completed", "failed", "stopped", "crashed")
 RESUMABLE = ("stopped", "crashed", "failed")  # continue from the last checkpoint
-#: what a run is: a designed run's task, a script of the user's own (engine.scripts), an import,
+#: what a run is: a designed run's task, a script of the user's own (engine.scripts), an import, an LR sweep,
 #: a sweep (engine.sweep; its trials are runs of their own task's kind)
-KINDS = ("train", "prune", "distill", "script", "imported", "sweep")
+KINDS = ("train", "prune", "distill", "script", "imported", "lr_find", "sweep")
 HEARTBEAT_S = 2.0  # a running run touches heartbeat_at this often
 STALE_S = 8.0  # on another host: a heartbeat older than this (plus one interval) means the run is dead
 HOST = socket.gethostname()
@@ -223,8 +223,48 @@ def _m4_capsules(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m5_run_events_and_histograms(db: sqlite_utils.Database) -> None:
+    """What happened to a run at a step besides its metrics: the changes made to it while it
+    ran (`control`), what its health checks found (`health`); and per-node weight/gradient
+    histograms, with one set of bin edges per series so the rows hold counts only."""
+    db.execute(
+        """CREATE TABLE run_events (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            step INTEGER NOT NULL,
+            kind TEXT NOT NULL,    -- control | health
+            data TEXT NOT NULL,    -- JSON object
+            created_at REAL NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX run_events_run_step ON run_events (run_id, step)")
+    db.execute(
+        """CREATE TABLE histogram_series (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            key TEXT NOT NULL,
+            edges BLOB NOT NULL    -- float64, bins + 1
+        )"""
+    )
+    db.execute("CREATE UNIQUE INDEX histogram_series_run_key ON histogram_series (run_id, key)")
+    db.execute(
+        """CREATE TABLE histograms (
+            series_id INTEGER NOT NULL REFERENCES histogram_series(id),
+            step INTEGER NOT NULL,
+            counts BLOB NOT NULL   -- int64, one per bin
+        )"""
+    )
+    db.execute("CREATE INDEX histograms_series_step ON histograms (series_id, step)")
+
+
 # Applied in order; the number applied is PRAGMA user_version. Append, never edit.
-MIGRATIONS = [_m1_initial, _m2_metric_names_in_summaries, _m3_run_claims, _m4_capsules]
+MIGRATIONS = [
+    _m1_initial,
+    _m2_metric_names_in_summaries,
+    _m3_run_claims,
+    _m4_capsules,
+    _m5_run_events_and_histograms,
+]
 
 
 def _guarded(method):
@@ -647,6 +687,12 @@ class RunStore:
                 (run_id,),
             )
             c.execute("DELETE FROM metric_series WHERE run_id=?", (run_id,))
+            c.execute(
+                "DELETE FROM histograms WHERE series_id IN (SELECT id FROM histogram_series WHERE run_id=?)",
+                (run_id,),
+            )
+            c.execute("DELETE FROM histogram_series WHERE run_id=?", (run_id,))
+            c.execute("DELETE FROM run_events WHERE run_id=?", (run_id,))
             c.execute("DELETE FROM checkpoints WHERE run_id=?", (run_id,))
             c.execute("DELETE FROM capsules WHERE run_id=?", (run_id,))
             c.execute("UPDATE runs SET parent_id=NULL WHERE parent_id=?", (run_id,))
@@ -808,8 +854,18 @@ class RunStore:
 
     @_guarded
     def truncate_metrics(self, run_id: int, after_step: int, owner: str | None = None) -> None:
-        """Drop points logged after `after_step` (a resume replays them from the checkpoint)."""
+        """Drop points logged after `after_step` (a resume replays them from the checkpoint):
+        metric points, histograms and health findings. Control events stay: the resumed run
+        replays those changes at their steps (`engine.control`)."""
         with self.write(run_id, owner) as c:
+            c.execute(
+                "DELETE FROM histograms WHERE step>? AND series_id IN"
+                " (SELECT id FROM histogram_series WHERE run_id=?)",
+                (after_step, run_id),
+            )
+            c.execute(
+                "DELETE FROM run_events WHERE run_id=? AND step>? AND kind='health'", (run_id, after_step)
+            )
             for (sid,) in c.execute("SELECT id FROM metric_series WHERE run_id=?", (run_id,)).fetchall():
                 late = c.execute(
                     "SELECT seq, steps, vals, walls FROM metric_chunks WHERE series_id=? AND last_step>? ORDER BY seq",
@@ -853,6 +909,90 @@ class RunStore:
                 sid,
             ),
         )
+
+    # ------------------------------------------------------------ events and histograms
+
+    @_guarded
+    def add_run_event(self, run_id: int, step: int, kind: str, data: dict, owner: str | None = None) -> int:
+        """Record something that happened to the run at `step` (see `_m4_run_events_and_histograms`)."""
+        with self.write(run_id, owner) as c:
+            return c.execute(
+                "INSERT INTO run_events (run_id, step, kind, data, created_at) VALUES (?,?,?,?,?)",
+                (run_id, int(step), kind, json.dumps(data), time.time()),
+            ).lastrowid
+
+    @_guarded
+    def run_events(self, run_id: int, kind: str | None = None, after_id: int = 0) -> list[dict]:
+        """The run's events in the order they happened, `data` parsed; `after_id`: only newer
+        ones (a follower reads what is new)."""
+        sql = "SELECT id, step, kind, data, created_at FROM run_events WHERE run_id=? AND id>?"
+        args: list = [run_id, after_id]
+        if kind is not None:
+            sql, args = sql + " AND kind=?", [*args, kind]
+        rows = _dicts(self.conn.execute(sql + " ORDER BY id", args))
+        for row in rows:
+            row["data"] = json.loads(row["data"])
+        return rows
+
+    @_guarded
+    def add_histograms(
+        self,
+        run_id: int,
+        step: int,
+        hists: dict[str, tuple[np.ndarray, np.ndarray]],
+        owner: str | None = None,
+    ) -> None:
+        """One histogram per key at `step`: {key: (edges, counts)}. A series keeps the edges of
+        its first histogram; later ones must have as many bins."""
+        with self.write(run_id, owner) as c:
+            for key, (edges, counts) in hists.items():
+                edges = np.ascontiguousarray(edges, dtype=np.float64)
+                counts = np.ascontiguousarray(counts, dtype=np.int64)
+                row = c.execute(
+                    "SELECT id, length(edges) FROM histogram_series WHERE run_id=? AND key=?", (run_id, key)
+                ).fetchone()
+                if row is None:
+                    sid = c.execute(
+                        "INSERT INTO histogram_series (run_id, key, edges) VALUES (?,?,?)",
+                        (run_id, key, edges.tobytes()),
+                    ).lastrowid
+                elif row[1] // 8 != len(counts) + 1:
+                    raise StoreError(
+                        f"histogram {key} of run {run_id} has {row[1] // 8 - 1} bins, not {len(counts)}"
+                    )
+                else:
+                    sid = row[0]
+                c.execute(
+                    "INSERT INTO histograms (series_id, step, counts) VALUES (?,?,?)",
+                    (sid, int(step), counts.tobytes()),
+                )
+
+    @_guarded
+    def histogram_keys(self, run_id: int) -> list[str]:
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT key FROM histogram_series WHERE run_id=? ORDER BY key", (run_id,)
+            )
+        ]
+
+    @_guarded
+    def histograms(self, run_id: int, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(edges, steps, counts[steps × bins]) of one histogram series; empty arrays if none."""
+        row = self.conn.execute(
+            "SELECT id, edges FROM histogram_series WHERE run_id=? AND key=?", (run_id, key)
+        ).fetchone()
+        if row is None:
+            return np.empty(0), np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.int64)
+        edges = np.frombuffer(row[1], dtype=np.float64)
+        rows = self.conn.execute(
+            "SELECT step, counts FROM histograms WHERE series_id=? ORDER BY step", (row[0],)
+        ).fetchall()
+        steps = np.array([r[0] for r in rows], dtype=np.int64)
+        counts = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.int64).reshape(
+            len(rows), len(edges) - 1
+        )
+        return edges, steps, counts
 
     # ------------------------------------------------------------ checkpoints
 

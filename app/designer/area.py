@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QMessageBox
 from app import icons
 from app.designer import clipboard, commands
 from app.designer.document import GraphDocument
+from app.designer.health_overlay import HealthOverlay
 from app.designer.inspector import InspectorWidget
 from app.designer.interactions import Interactions
 from app.designer.items import NODE_H, NODE_W
@@ -95,6 +96,11 @@ class DesignerArea(QMainWindow):
             "inspector": self._dock("Properties", self.inspector, Qt.DockWidgetArea.RightDockWidgetArea),
             "summary": self._dock("Model summary", self.summary, Qt.DockWidgetArea.BottomDockWidgetArea),
         }
+        self.health = HealthOverlay(self.scene, self.view, self)  # a run's health on the nodes
+        self.docks["health"] = self._dock("Health", self.health.widget, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.docks["inspector"], self.docks["health"])
+        self.docks["inspector"].raise_()
+        self.docks["health"].visibilityChanged.connect(lambda on: on and self.health.showing())
         self._docks_sized = False  # by a restored state, or at the first show
         self._shown = False
         self._resized = QTimer(self, singleShot=True, interval=CANVAS_SETTLE_MS)

@@ -220,10 +220,11 @@ class RangeBinder(QObject):
     # ------------------------------------------------------------ the rows
 
     def attach(
-        self, grid: QGridLayout, row: int, path: str, field: Field, editor: FieldEditor, label: QWidget
+        self, grid: QGridLayout, row: int, path: str, field: Field, editor: QWidget, label: QWidget
     ) -> None:
-        """Give the row `row` of `grid` (the field's editor in column 1) a range toggle. The
-        row is shown or hidden by its owner through `label`; `follow_rows` follows it."""
+        """Give the row `row` of `grid` (the field's editor, or the box holding it, in column 1)
+        a range toggle. The row is shown or hidden by its owner through `label`; `follow_rows`
+        follows it."""
         if not can_range(path, field):
             return
         section = path.rpartition(".")[0]

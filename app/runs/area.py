@@ -55,6 +55,7 @@ class RunsArea(QWidget):
         self.model = RunSpecModel(self)
         self.model.taken_names = self._recent_names
         self.form = RunForm(self.model, self.launcher.completed_runs)
+        self.form.db_path = self.db_path  # where the LR finder records its sweeps
         self.monitors: dict[int, RunMonitor] = {}  # id(LiveRun) → its monitor
         self._list_state: tuple = ()
         self._closed = False
@@ -272,7 +273,7 @@ class RunsArea(QWidget):
     def show_run(self, live: LiveRun) -> RunMonitor:
         monitor = self.monitors.get(id(live))
         if monitor is None:
-            monitor = RunMonitor(live)
+            monitor = RunMonitor(live, self.db_path)
             monitor.stop_requested.connect(self.launcher.stop)
             monitor.kill_requested.connect(self.launcher.kill)
             monitor.resume_requested.connect(self.resume)

@@ -83,6 +83,7 @@ DEVICE_FIELDS = ("device", "gpus")  # hardware fields drawn by the device checkl
 MACHINE_FIELDS = ("nnodes", "node_rank", "rdzv_endpoint", "rdzv_id")  # the "several machines" box
 SKIP_TOP = ("schema", "model")
 FREEZE = "train.freeze"  # drawn as checkboxes on the model's node list (the model box)
+LR_PATH = "optim.lr"  # the LR finder's button sits beside it
 HINT = "Focus a field to see what it does. Every value is checked by the engine as you type."
 LABEL_WIDTH = 128  # the label column, at least
 GRID_WIDTH = 500  # a column of fields; wider screens give the room to the previews
@@ -191,6 +192,7 @@ class RunForm(QWidget):
         self.setObjectName("runForm")
         self.model = model
         self.completed_runs = completed_runs
+        self.db_path: Path | None = None  # the run store (the LR finder records its sweeps there)
         # One worker, so jobs run in order: the memory estimate (which imports torch) counts the
         # data set the preview loaded, and two big imports never compete for the GIL.
         self.pool = QThreadPool(self)
@@ -414,13 +416,29 @@ class RunForm(QWidget):
         self._grids[id(grid)] = grid
         r = grid.rowCount()
         grid.addWidget(label, r, 0, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-        grid.addWidget(editor, r, 1)
-        self.ranges.attach(grid, r, path, f, editor, label)
+        beside = self._beside(path, editor)
+        grid.addWidget(beside, r, 1)
+        self.ranges.attach(grid, r, path, f, beside, label)
         editor.typed.connect(lambda raw: self.model.edit(path, raw))
         editor.focused.connect(lambda: self._show_hint(path))
         row = _Row(section, f, label, editor)
         self.rows[path] = row
         return row
+
+    def _beside(self, path: str, editor: FieldEditor) -> QWidget:
+        """The editor, with the action that belongs beside it: the LR finder beside optim.lr."""
+        if path != LR_PATH:
+            return editor
+        from app.runs.lr_finder import LrFinderButton
+
+        self.lr_finder = LrFinderButton(self.model, lambda: self.db_path)
+        editor.widget.setMinimumWidth(90)  # the button must not squeeze the number out of sight
+        box = QWidget()
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(editor, 1)
+        row.addWidget(self.lr_finder, 0, Qt.AlignmentFlag.AlignTop)
+        return box
 
     def _add_device_list(self, grid: QGridLayout, fields: tuple[Field, ...]) -> None:
         by_name = {f.name: f for f in fields}

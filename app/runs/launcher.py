@@ -99,7 +99,8 @@ class RunLauncher(QObject):
 
     def completed_runs(self, limit: int = 200) -> list[dict]:
         """Completed runs, newest first: the parents and teachers a prune/distill run can use."""
-        return self.store.list_runs(status="completed", limit=limit)
+        runs = self.store.list_runs(status="completed", limit=limit)
+        return [r for r in runs if r["kind"] != "lr_find"]  # an LR sweep keeps no model
 
     def recent_rows(self, limit: int = 25) -> list[dict]:
         return self.store.list_runs(limit=limit)

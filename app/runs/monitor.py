@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSlider,
     QSplitter,
+    QTabWidget,
     QTextEdit,
     QVBoxLayout,
     QWidget,
@@ -46,6 +47,7 @@ from PySide6.QtWidgets import (
 from app import theme
 from app.elided import ElidedLabel
 from app.plots import DENSE_POINTS, PALETTE, MetricPlot, noisy
+from app.runs.diagnostics import RunDiagnostics
 from app.runs.live import LiveRun
 from engine import format as fmt
 from engine.perf import SOURCE_LABELS, peak_source
@@ -79,6 +81,8 @@ def _group(key: str) -> tuple[str, str, int] | None:
     prefix, _, name = key.partition("/")
     if key == "train/epoch":
         return None  # shown in the progress line
+    if prefix == "health":
+        return None  # the Health tab's (app.runs.health_panel)
     if key in ("train/loss", "val/loss"):
         return "loss", "Loss", 0
     if prefix == "val":
@@ -138,10 +142,11 @@ class RunMonitor(QWidget):
     resume_requested = Signal(object)
     clone_requested = Signal(dict)  # the run's spec, for the form
 
-    def __init__(self, live: LiveRun, parent: QWidget | None = None):
+    def __init__(self, live: LiveRun, db_path=None, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("runMonitor")
         self.live = live
+        self.diagnostics = RunDiagnostics(live, db_path, self)  # live control, Health tab, change markers
         self.plots: dict[str, MetricPlot] = {}  # by group id
         self._order: list[tuple[int, str]] = []
         self._seen_version = -1
@@ -200,6 +205,7 @@ class RunMonitor(QWidget):
         hl.addLayout(top)
         hl.addWidget(self.progress)
         hl.addWidget(self.facts)
+        hl.addWidget(self.diagnostics.control_bar)
         hl.addWidget(self.error)
 
         # view options, shared by every plot of the run
@@ -250,8 +256,12 @@ class RunMonitor(QWidget):
         ll.addWidget(QLabel("LOG", objectName="groupTitle"))
         ll.addWidget(self.console, 1)
 
+        self.tabs = QTabWidget(objectName="monitorTabs", documentMode=True)
+        self.tabs.addTab(scroll, "Metrics")
+        self.tabs.addTab(self.diagnostics.health, "Health")
+        self.tabs.currentChanged.connect(lambda _i: self.refresh())
         split = QSplitter(Qt.Orientation.Vertical, objectName="monitorSplit")
-        split.addWidget(scroll)
+        split.addWidget(self.tabs)
         split.addWidget(log_box)
         split.setStretchFactor(0, 4)
         split.setStretchFactor(1, 1)
@@ -281,6 +291,7 @@ class RunMonitor(QWidget):
             self._update_facts()  # elapsed and ETA tick between events
         for plot in self.plots.values():
             plot.refresh()
+        self.diagnostics.refresh(self.plots.values())
 
     def _ensure_curve(self, key: str) -> None:
         group = plot_group(key)

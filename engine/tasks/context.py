@@ -66,3 +66,17 @@ class TaskContext(Protocol):
 
     def get_run(self, run_id: int) -> dict | None:
         """Another run's record from the store (None where there is no store: other ranks)."""
+
+    @property
+    def control_file(self) -> Path | None:
+        """Where live commands for the run arrive (`engine.control`); None on other ranks."""
+
+    def record_event(self, step: int, kind: str, data: dict) -> None:
+        """Store something that happened at `step`: a live change (`control`) or a finding of
+        the health checks (`health`); also on the event stream."""
+
+    def run_events(self, kind: str | None = None) -> list[dict]:
+        """The run's recorded events (a resume replays its changes); [] on other ranks."""
+
+    def log_histograms(self, step: int, hists: dict) -> None:
+        """Histograms of this step: {key: (bin edges, counts)}."""

@@ -236,6 +236,12 @@ class PhaseContext:
     def last_checkpoint(self) -> None:
         return None
 
+    def record_event(self, step: int, kind: str, data: dict) -> None:
+        self._ctx.record_event(self.offset + step, kind, data)
+
+    def log_histograms(self, step: int, hists: dict) -> None:
+        self._ctx.log_histograms(self.offset + step, hists)
+
 
 class _Unannounced:
     """The run's event stream without `run_started`: the prune task announces the whole run."""

@@ -14,11 +14,13 @@ import torch
 
 from engine import freeze, weights
 from engine.compiler import Compiler
+from engine.control import Control
 from engine.data import Dataset, load_dataset
 from engine.errors import Diverged
 from engine.graph.build import GraphModule
 from engine.graph.model import Graph
 from engine.graph.shapes import Analysis, validate
+from engine.health_probe import Health
 from engine.optim import make_optimizer, make_scheduler
 from engine.perf import Utilization
 from engine.preflight import check_model_fits
@@ -126,6 +128,50 @@ def fit(
             **({"aux": aux.state_dict()} if aux is not None else {}),
         }
 
+    def evaluate() -> dict:  # every rank, the whole validation split
+        metrics = objective.evaluate(
+            model, x_val, y_val, train["eval_batch_size"], strategy.precision.autocast
+        )
+        ctx.log_metrics(step, metrics)
+        return metrics
+
+    def flush() -> None:  # the losses still held for reading back
+        _flush_losses(ctx, pending, step / plan.steps_per_epoch, None)
+        pending.clear()
+
+    def save(tag: str) -> None:
+        # Losses first: a checkpoint is never ahead of the stored curve (a resume continues
+        # from it and would never log those steps).
+        flush()
+        ctx.save_checkpoint(snapshot(), step, tag, keep=spec["checkpoint"]["keep"])
+
+    # --- diagnostics and live control: per-node health on measured steps; commands from the
+    # run's control file (a resume replays the changes the run recorded, at their steps)
+    sync_every = 8 if device.type == "cpu" else 16  # the loss read-back cadence (see below)
+    health = Health(
+        spec["health"],
+        strategy.unwrap(model),
+        analysis,
+        ctx,
+        strategy.precision.scaler,
+        strategy.name == "fsdp",
+    )
+    control = Control(
+        ctx,
+        strategy,
+        optimizer,
+        scheduler,
+        spec["schedule"],
+        total_steps,
+        plan.steps_per_epoch,
+        step,
+        sync_every,
+        evaluate,
+        save,
+        flush,
+    )
+    total_steps = control.total
+
     tokens = data.tokens_per_sample
     ctx.log(
         f"{data.name}: {len(x_train)} train / {len(x_val)} val samples; model {analysis.total_params:,} parameters"
@@ -153,22 +199,21 @@ def fit(
         **({"trainable_params": trainable, "frozen_params": frozen} if frozen else {}),
     )
 
-    # Losses are read back a few steps at a time: on CUDA a read stalls the GPU queue, and on a
-    # CPU the per-read bookkeeping cost a 1 ms/step model 14% (measured). The count is the same
-    # on every rank, because the read is also where the ranks agree to stop.
-    sync_every = 8 if device.type == "cpu" else 16
+    # Losses are read back a few steps at a time (`sync_every`): on CUDA a read stalls the GPU
+    # queue, and on a CPU the per-read bookkeeping cost a 1 ms/step model 14% (measured). The
+    # count is the same on every rank, because the read is also where the ranks agree to stop.
     pending: list[tuple[int, torch.Tensor, float, dict]] = []
     started, start_step = time.time(), step
 
-    def elapsed() -> float:  # the run's whole active life, over every attempt
-        return elapsed_before + time.time() - started
+    def elapsed() -> float:  # the run's whole active life, over every attempt, pauses left out
+        return elapsed_before + time.time() - started - control.paused_s
 
     def pace() -> float | None:  # this attempt's steps per second: the ETA follows from it
-        spent = time.time() - started
+        spent = time.time() - started - control.paused_s
         return (step - start_step) / spent if spent > 0 and step > start_step else None
 
     utilization = Utilization(ctx, analysis, device, strategy.world_size)  # MFU, GPU memory
-    window_t, window_step = time.perf_counter(), step
+    window_t, window_step, window_paused = time.perf_counter(), step, 0.0
     last_eval: dict[str, float] = {}
     stopping = False  # agreed by all ranks, so that they leave the loop at the same step
     model.train()
@@ -179,7 +224,11 @@ def fit(
         step_loss, step_parts = 0.0, {}
         for i, idx in enumerate(micro):
             xb, yb = x_train[idx], y_train[idx]
-            with strategy.no_sync(model, sync=i == len(micro) - 1), strategy.precision.autocast():
+            with (
+                strategy.no_sync(model, sync=i == len(micro) - 1),
+                strategy.precision.autocast(),
+                health.watch(step + 1, first=i == 0),
+            ):
                 loss, parts = loss_fn(model(xb), xb, yb)
                 # The gradient of a mean over the global batch: each micro-batch holds 1/accum of it.
                 strategy.precision.backward(loss if len(micro) == 1 else loss / len(micro))
@@ -188,6 +237,7 @@ def fit(
                 step_parts[k] = step_parts.get(k, 0.0) + v.detach() / len(micro)
 
         # --- clip (after unscaling fp16 gradients back to their true size) and step
+        health.gradients(step + 1)  # per node, before clipping: what the loss asked for
         grad_norm = None
         if spec["optim"]["grad_clip"]:
             strategy.precision.unscale(optimizer)
@@ -195,8 +245,9 @@ def fit(
         if aux is not None:
             aux.step(strategy)  # before the model's step, which may change the fp16 loss scale
         strategy.precision.step(optimizer)
+        health.record(step + 1)  # the update each node took; warnings name the node
         optimizer.zero_grad(set_to_none=True)
-        lr = scheduler.get_last_lr()[0]
+        lr = optimizer.param_groups[0]["lr"]  # this step's: the schedule's, or as changed live
         scheduler.step()
         step += 1
 
@@ -211,30 +262,28 @@ def fit(
             ctx.share_cpu()  # runs started or ended on this host since: take up the new share
             now = time.perf_counter()
             if now - window_t >= 1.0 or step == total_steps:
-                rate = (step - window_step) * plan.global_batch / (now - window_t)
+                rate = (
+                    (step - window_step)
+                    * plan.global_batch
+                    / (now - window_t - (control.paused_s - window_paused))
+                )
                 perf = {"perf/samples_per_s": rate} | ({"perf/tokens_per_s": rate * tokens} if tokens else {})
                 ctx.log_metrics(step, perf | utilization.window(rate))
-                window_t, window_step = now, step
+                window_t, window_step, window_paused = now, step, control.paused_s
 
-        # --- evaluate (every rank, the whole validation split) and checkpoint on their cadence
+        # --- live changes (pause, LR, length, evaluate or checkpoint now), then evaluate and
+        # checkpoint on their cadence
+        total_steps = control.at(step)
         if step % eval_every == 0 and step != total_steps:
-            last_eval = objective.evaluate(
-                model, x_val, y_val, train["eval_batch_size"], strategy.precision.autocast
-            )
-            ctx.log_metrics(step, last_eval)
+            last_eval = evaluate()
         if step % ckpt_every == 0 and step != total_steps:
-            # The losses still held for reading back go first: a checkpoint is never ahead of
-            # the stored curve (a resume continues from it and would never log those steps).
-            _flush_losses(ctx, pending, step / plan.steps_per_epoch, None)
-            pending.clear()
-            ctx.save_checkpoint(snapshot(), step, "periodic", keep=spec["checkpoint"]["keep"])
+            save("periodic")
 
     # --- the end: flush, final evaluation, final checkpoint (also when stopped early)
     if stopping:
         ctx.request_stop()  # a stop asked on another rank stops this one too
-    _flush_losses(ctx, pending, step / plan.steps_per_epoch, None)
-    last_eval = objective.evaluate(model, x_val, y_val, train["eval_batch_size"], strategy.precision.autocast)
-    ctx.log_metrics(step, last_eval)
+    flush()
+    last_eval = evaluate()
     ctx.save_checkpoint(snapshot(), step, "final" if step == total_steps else "stop")
     ctx.progress(step, total_steps, step / plan.steps_per_epoch, elapsed(), pace())
     strategy.teardown()
