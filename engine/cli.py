@@ -84,6 +84,14 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help=FORCE_HELP)
     _add_script_options(r)
 
+    sw = _command(sub, "sweep", cmd_sweep)
+    sw.add_argument("spec", nargs="?", help="spec JSON file with a sweep section")
+    sw.add_argument("--resume", type=int, metavar="SWEEP", help="continue a stopped or crashed sweep")
+    sw.add_argument("--trials", type=int, metavar="N", help="the budget (sweep.trials)")
+    sw.add_argument("--parallel", type=int, metavar="K", help="trials at once (sweep.parallel)")
+    sw.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="as for `run`")
+    sw.add_argument("--quiet", action="store_true", help="no live table")
+
     v = _command(sub, "validate", cmd_validate)
     v.add_argument("spec")
     v.add_argument("--set", action="append", default=[], metavar="PATH=VALUE", help="as for `run`")
@@ -340,6 +348,60 @@ class _ProgressBar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+# ------------------------------------------------------------------ sweep
+
+
+def cmd_sweep(args) -> int:
+    """run a hyperparameter sweep: trials of a spec's sweep section, as child runs
+
+    Optuna picks each trial's values (grid, random or TPE) and stops hopeless trials early
+    (median or ASHA pruning); every trial is a run of its own, whose parent is the sweep, with
+    the cores (or GPUs) shared among the trials at once. A live table shows the trials. Ctrl-C
+    stops the sweep and its trials with checkpoints; --resume SWEEP finishes its budget."""
+    from engine.sweep import resume_sweep, start_sweep
+    from engine.sweep.table import LiveTable
+
+    if (args.spec is None) == (args.resume is None):
+        raise SpecError.at("", "give a spec file with a sweep section, or --resume SWEEP")
+    store = _store(args)
+    table = None if args.quiet else LiveTable()
+    if args.resume is not None:
+        if args.set or args.trials or args.parallel:
+            raise SpecError.at(
+                "",
+                "--resume continues a sweep as it was started; --trials, --parallel and --set start a new one",
+            )
+        sweep_id, status = resume_sweep(store, args.resume, table)
+    else:
+        sets = [*args.set, *(f"sweep.{k}={v}" for k in ("trials", "parallel") if (v := getattr(args, k)))]
+        spec = load_spec(Path(args.spec), sets)
+        if "sweep" not in spec:
+            raise SpecError.at("sweep", f"{args.spec} has no sweep section (trainbench run trains it once)")
+        sweep_id, status = start_sweep(store, spec, table)
+    run = store.get_run(sweep_id)
+    summary = run["summary"]
+    if status == "stopped":
+        print(
+            f"sweep {sweep_id} stopped; continue it with: trainbench sweep --resume {sweep_id}",
+            file=sys.stderr,
+        )
+        return 130
+    if status != "completed":
+        print(f"trainbench: error: sweep {sweep_id} {status}: {run['error']}", file=sys.stderr)
+        return 1
+    best = summary.get("best_run")
+    print(
+        f"sweep {sweep_id} completed: {summary['trials_done']} trials, {summary['trials_pruned']} pruned"
+        + (
+            f"; best run {best} (trial {summary['best_trial']}): objective {summary['objective']:.6g}"
+            if best
+            else ""
+        ),
+        file=sys.stderr,
+    )
+    return 0
 
 
 # ------------------------------------------------------------------ validate

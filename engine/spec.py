@@ -16,6 +16,7 @@ from pathlib import Path
 
 from engine.errors import DataError, GraphError, SpecError
 from engine.fields import (
+    MAX_PROBLEMS,
     REQUIRED,
     Field,
     cap_problems,
@@ -846,6 +847,183 @@ TOP_LEVEL = (
     Field("model", "any", REQUIRED, "the model graph, inline or a path to a graph JSON file"),
 )
 
+# ------------------------------------------------------------------ the sweep section
+# A spec with a `sweep` section is a sweep: the rest of it is every trial's base spec, and
+# `params` maps spec fields to the values trials try (engine.sweep runs it).
+
+DISTRIBUTIONS = ("uniform", "log_uniform", "int", "choice", "grid")
+MAX_CHOICES = 1000
+# The sweep's device pool places each trial (engine.sweep.pool): these are not the trials' to vary.
+PLACED_BY_SWEEP = frozenset(
+    f"hardware.{n}" for n in ("device", "gpus", "nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint")
+)
+
+SWEEP: tuple[Field, ...] = (
+    Field(
+        "params",
+        "any",
+        REQUIRED,
+        'spec field → values to try: {"uniform" | "log_uniform" | "int": [low, high]} or '
+        '{"choice" | "grid": [values]}, e.g. {"optim.lr": {"log_uniform": [1e-5, 1]}}',
+        label="Parameters",
+    ),
+    Field("objective", "any", REQUIRED, "the metric a trial is judged by: {metric, direction, value}"),
+    Field(
+        "trials",
+        "int",
+        None,
+        "trials to run (default: every grid point for the grid sampler, else 20)",
+        min=1,
+        max=100_000,
+        optional=True,
+    ),
+    Field(
+        "timeout",
+        "float",
+        None,
+        "seconds after which no new trial starts (running trials finish)",
+        min=0,
+        max=10**8,
+        min_exclusive=True,
+        optional=True,
+    ),
+    Field(
+        "parallel",
+        "int",
+        1,
+        "trials at once; on a CPU they share the cores (hardware.threads = cores / parallel)",
+        min=1,
+        max=1024,
+    ),
+    Field("per_gpu", "int", 1, "trials sharing one GPU at a time", min=1, max=64, label="Trials per GPU"),
+    Field(
+        "sampler",
+        "choice",
+        "tpe",
+        "how trials pick values (Optuna): every grid point, random, or TPE (Bayesian)",
+        choices=("grid", "random", "tpe"),
+    ),
+    Field(
+        "pruner",
+        "choice",
+        "none",
+        "stop hopeless trials early on their evaluations: median (below the median of earlier trials at "
+        "the same step) or asha (asynchronous successive halving)",
+        choices=("none", "median", "asha"),
+    ),
+    Field("seed", "int", 0, "the sampler's seed", min=0, max=MAX_SEED),
+)
+
+OBJECTIVE: tuple[Field, ...] = (
+    Field("metric", "str", REQUIRED, "a logged metric, e.g. val/accuracy or val/loss"),
+    Field("direction", "choice", "maximize", "whether larger is better", choices=("maximize", "minimize")),
+    Field(
+        "value",
+        "choice",
+        "final",
+        "final: the metric's last value; best: its best value over the trial",
+        choices=("final", "best"),
+    ),
+)
+
+
+def spec_field(path: str) -> Field | None:
+    """The declaration of `section.name` (None: no such field)."""
+    section, _, name = path.partition(".")
+    return next((f for f in SECTIONS.get(section, ()) if f.name == name), None)
+
+
+def check_sweep(sweep, problems: list[tuple[str, str]]) -> dict:
+    """Validate a `sweep` section: its own fields, the objective, and every parameter's values
+    against the field it sets (its kind and range), so no trial is refused for its values."""
+    out = check_fields(SWEEP, sweep, "sweep", problems)
+    if not isinstance(sweep, dict):
+        return out
+    if isinstance(out.get("objective"), dict):
+        out["objective"] = check_fields(OBJECTIVE, out["objective"], "sweep.objective", problems)
+    elif "objective" in sweep:
+        problems.append(
+            (
+                "sweep.objective",
+                f'must be an object like {{"metric": "val/loss"}}, got {shown(out["objective"])}',
+            )
+        )
+    params = out.get("params")
+    if params is None:
+        return out
+    if not isinstance(params, dict) or not params:
+        problems.append(("sweep.params", f"must be an object of spec field → values, got {shown(params)}"))
+        return out
+    out["params"] = {}
+    for path, dist in list(params.items())[:MAX_PROBLEMS]:
+        where = join("sweep.params", path)
+        checked = _check_param(str(path), dist, where, problems)
+        if checked is not None:
+            out["params"][path] = checked
+    if out["sampler"] == "grid":
+        for path, dist in out["params"].items():
+            if next(iter(dist)) not in ("grid", "choice"):
+                problems.append((join("sweep.params", path), "the grid sampler needs a grid or choice list"))
+    return out
+
+
+def _check_param(path: str, dist, where: str, problems: list) -> dict | None:
+    field = spec_field(path)
+    if field is None:
+        problems.append((where, "is not a spec field (section.field, as for --set)"))
+        return None
+    if path in PLACED_BY_SWEEP:
+        problems.append((where, "is set for each trial by the sweep's device pool"))
+        return None
+    if not isinstance(dist, dict) or len(dist) != 1 or next(iter(dist)) not in DISTRIBUTIONS:
+        problems.append((where, f"must be one of {{{', '.join(DISTRIBUTIONS)}: ...}}, got {shown(dist)}"))
+        return None
+    ((name, values),) = dist.items()
+    if name in ("choice", "grid"):
+        if not isinstance(values, list) or not values or len(values) > MAX_CHOICES:
+            problems.append((where, f"{name} needs a list of 1 to {MAX_CHOICES} values, got {shown(values)}"))
+            return None
+        checked = []
+        for i, v in enumerate(values):
+            if not isinstance(v, str | int | float | bool) and v is not None:
+                problems.append(
+                    (f"{where}.{name}[{i}]", "values must be numbers, strings, true, false or null")
+                )
+                return None
+            value, err = field.check(v)
+            if err:
+                problems.append((f"{where}.{name}[{i}]", f"{field.name} {err}"))
+                return None
+            checked.append(value)
+        if len(set(map(repr, checked))) != len(checked):
+            problems.append((where, f"{name} lists a value twice"))
+            return None
+        return {name: checked}
+    wanted = "int" if name == "int" else "float"
+    if field.kind != wanted:
+        hint = "int" if field.kind == "int" else "choice"
+        problems.append((where, f"{name} needs a {wanted} field; {path} is {field.kind} (use {hint})"))
+        return None
+    if not isinstance(values, list) or len(values) != 2:
+        problems.append((where, f"{name} needs [low, high], got {shown(values)}"))
+        return None
+    bounds = []
+    for i, v in enumerate(values):
+        value, err = field.check(v)
+        if err:
+            problems.append((f"{where}.{name}[{i}]", f"{field.name} {err}"))
+            return None
+        bounds.append(value)
+    low, high = bounds
+    if low is None or not low < high:
+        problems.append((where, f"needs low < high, got [{number_text(low)}, {number_text(high)}]"))
+        return None
+    if name == "log_uniform" and low <= 0:
+        problems.append((where, f"log_uniform needs low > 0, got {number_text(low)}"))
+        return None
+    return {name: bounds}
+
+
 # Fields the model graph itself carries besides its nodes (engine.graph.model, engine.weights);
 # declared here for the docs and the CLI's help, validated by the graph model.
 MODEL_FIELDS = (
@@ -1078,12 +1256,14 @@ def validate_spec(doc: dict, base_dir: str | Path | None = None, store=None) -> 
     task = doc.get("task")
     inherits = isinstance(task, dict) and task.get("kind") in ("prune", "distill")
 
-    top = {k: v for k, v in doc.items() if k not in SECTIONS}
+    top = {k: v for k, v in doc.items() if k not in SECTIONS and k != "sweep"}
     out = check_fields(_inheritable(TOP_LEVEL, "") if inherits else TOP_LEVEL, top, "", problems)
     for name, fields in SECTIONS.items():
         out[name] = check_fields(
             _inheritable(fields, name) if inherits else fields, doc.get(name, {}), name, problems
         )
+    if "sweep" in doc:  # a sweep spec: this run spec is every trial's base
+        out["sweep"] = check_sweep(doc["sweep"], problems)
     data = doc.get("data")
     if inherits and isinstance(data, dict) and data and "source" not in data:
         problems.append(
@@ -1228,4 +1408,6 @@ def dump_fields() -> dict:
         "": [as_dict(f) for f in TOP_LEVEL],
         "model": [as_dict(f) for f in MODEL_FIELDS],
         **{k: [as_dict(f) for f in v] for k, v in SECTIONS.items()},
+        "sweep": [as_dict(f) for f in SWEEP],
+        "sweep.objective": [as_dict(f) for f in OBJECTIVE],
     }

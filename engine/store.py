@@ -50,8 +50,9 @@ from engine.errors import StoreError
 STATUSES = ("queued", "running", "completed", "failed", "stopped", "crashed")
 FINAL = ("completed", "failed", "stopped", "crashed")
 RESUMABLE = ("stopped", "crashed", "failed")  # continue from the last checkpoint
-#: what a run is: a designed run's task, a script of the user's own (engine.scripts), an import, an LR sweep
-KINDS = ("train", "prune", "distill", "script", "imported", "lr_find")
+#: what a run is: a designed run's task, a script of the user's own (engine.scripts), an import, an LR sweep,
+#: a sweep (engine.sweep; its trials are runs of their own task's kind)
+KINDS = ("train", "prune", "distill", "script", "imported", "lr_find", "sweep")
 HEARTBEAT_S = 2.0  # a running run touches heartbeat_at this often
 STALE_S = 8.0  # on another host: a heartbeat older than this (plus one interval) means the run is dead
 HOST = socket.gethostname()
@@ -750,10 +751,13 @@ class RunStore:
 
     @_guarded
     def live_runs_here(self) -> int:
-        """Runs running on this host in a live process (the CPU's cores are shared among them)."""
+        """Runs running on this host in a live process (the CPU's cores are shared among them);
+        a sweep's own process trains nothing, so only its trials count."""
         now = time.time()
         rows = self.conn.execute(
-            "SELECT pid, host, proc_start, heartbeat_at FROM runs WHERE status='running' AND host=?", (HOST,)
+            "SELECT pid, host, proc_start, heartbeat_at FROM runs"
+            " WHERE status='running' AND host=? AND kind != 'sweep'",
+            (HOST,),
         )
         return sum(run_alive(*row, now=now) for row in rows)
 

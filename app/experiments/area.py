@@ -147,10 +147,10 @@ class ExperimentsArea(QWidget):
         a = self.run_actions
         self.browser.context_actions = [
             a["compare"], None, a["rename"], a["star"], a["edit_notes"], None,
-            a["clone"], a["open_model"], a["export_metrics"], None, a["delete"],
+            a["clone"], a["open_sweep"], a["open_model"], a["export_metrics"], None, a["delete"],
         ]  # fmt: skip
         self.details.set_actions(
-            [a["compare"], a["clone"], a["open_model"], a["export_metrics"], a["delete"]]
+            [a["compare"], a["clone"], a["open_sweep"], a["open_model"], a["export_metrics"], a["delete"]]
         )
         self.addActions([x for x in a.values()])
 
@@ -215,6 +215,7 @@ class ExperimentsArea(QWidget):
             "star": act("Star", self.toggle_star, "Ctrl+D", "Star or unstar the selected runs"),
             "edit_notes": act("Edit notes", self.edit_notes, None, "Write notes (Markdown) about the run"),
             "clone": act("Clone into run form", self.clone_current, None, "Open the run form with this run's spec"),
+            "open_sweep": act("Open sweep", self.open_sweep_current, None, "The sweep's trials, best so far and parameter importance"),
             "open_model": act("Open model in designer", self.open_model_current, None, "Show this run's model in the designer"),
             "export_metrics": act("Export metrics CSV…", lambda: self.export_metrics(), None, "Every metric point of the run, as CSV"),
             "export_table": act("Export table CSV…", lambda: self.export_table(), None, "The runs and columns shown, as CSV"),
@@ -305,6 +306,7 @@ class ExperimentsArea(QWidget):
         for key in ("rename", "clone", "open_model", "export_metrics", "edit_notes"):
             a[key].setEnabled(one)
         a["star"].setEnabled(n >= 1)
+        a["open_sweep"].setEnabled(one and self._sweep_of(run_ids[0]) is not None)
         running = any(self._status(rid) in ("running", "queued") for rid in self.selection)
         a["delete"].setEnabled(n >= 1 and not running)
         a["delete"].setToolTip("Stop the run before deleting it" if running else a["delete"].statusTip())
@@ -373,6 +375,32 @@ class ExperimentsArea(QWidget):
             self.compare.set_runs(self.selection)
 
     # ------------------------------------------------------------ run actions
+
+    def _sweep_of(self, run_id: int) -> int | None:
+        """The sweep a run is, or is a trial of (trials are grouped under it in the tree)."""
+        rows, index = self.catalog.rows, self.catalog.index
+        row = index.get(run_id)
+        if row is None:
+            return None
+        if rows["kind"][row] == "sweep":
+            return run_id
+        parent = index.get(rows["parent_id"][row])
+        return rows["parent_id"][row] if parent is not None and rows["kind"][parent] == "sweep" else None
+
+    def open_sweep_current(self) -> None:
+        """The sweep view of the selected sweep (or of the sweep a selected trial belongs to)."""
+        from app.sweeps.launch import SweepWindow
+
+        sweep_id = self._sweep_of(self.selection[0]) if len(self.selection) == 1 else None
+        if sweep_id is None:
+            return
+        window = SweepWindow(self.store.path, self)
+        window.setWindowFlag(Qt.WindowType.Window)
+        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        window.open(sweep_id)
+        window.promote_requested.connect(self.clone_requested)
+        window.open_run_requested.connect(self.reveal)
+        window.show()
 
     def current_run(self) -> dict | None:
         if len(self.selection) != 1:

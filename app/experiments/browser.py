@@ -68,7 +68,9 @@ class RunBrowser(QWidget):
         self.starred = QToolButton(text="★ Starred", checkable=True, objectName="starredFilter")
         self.starred.setToolTip("Show starred runs only")
         self.tree_toggle = QToolButton(text="Lineage tree", checkable=True, objectName="treeToggle")
-        self.tree_toggle.setToolTip("Show runs under the run they were pruned or distilled from")
+        self.tree_toggle.setToolTip(
+            "Show runs under the run they were pruned or distilled from, and trials under their sweep"
+        )
         self.count = QLabel(objectName="subtle")
         self._filter_timer = QTimer(self, singleShot=True, interval=120)  # typing settles first
         self._filter_timer.timeout.connect(self.apply_filter)

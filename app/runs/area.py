@@ -69,6 +69,7 @@ class RunsArea(QWidget):
         self.launcher.queue_changed.connect(self._rebuild_list)
         self.form.start_requested.connect(self.start)
         self.form.queue_requested.connect(self.enqueue)
+        self.form.sweep_requested.connect(self.start_sweep)
 
         self.clock = QTimer(self, interval=TICK_MS)
         self.clock.timeout.connect(self._tick)
@@ -179,6 +180,19 @@ class RunsArea(QWidget):
         live = self.launcher.start(spec)
         self.show_run(live)
         return live
+
+    def start_sweep(self, spec: dict) -> None:
+        """A sweep runs as its own engine process; its window follows it (its trials are runs:
+        Experiments lists them under it). Promote best opens the best trial here."""
+        from app.sweeps.launch import SweepWindow
+
+        window = SweepWindow(self.db_path, self)
+        window.setWindowFlag(Qt.WindowType.Window)
+        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        window.promote_requested.connect(self.open_spec)
+        window.open_run_requested.connect(self.follow_run)
+        window.start(spec)
+        window.show()
 
     def enqueue(self, spec: dict) -> None:
         self.launcher.enqueue(spec)

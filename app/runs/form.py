@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 from app import theme
 from app.elided import ElidedLabel
 from app.fields import UNSET, ChoiceEditor, FieldEditor, PathEditor, RunPicker, field_tooltip, make_editor
+from app.fields.ranges import RangeBinder
 from app.runs.background import LatestJob
 from app.runs.data_preview import DataPreview, resolve_data_paths
 from app.runs.freeze_list import FreezeList
@@ -179,6 +180,7 @@ class Card(QFrame):
 class RunForm(QWidget):
     start_requested = Signal(dict)  # the normalised spec
     queue_requested = Signal(dict)
+    sweep_requested = Signal(dict)  # the normalised spec, with its sweep section
 
     def __init__(
         self,
@@ -202,6 +204,7 @@ class RunForm(QWidget):
         self.detector = DeviceDetector.shared()
         self._memory_job = LatestJob(self.pool, self)
         self._memory_job.finished.connect(self._show_fit)
+        self.ranges = RangeBinder(model, self)  # each field's ⇆ toggle: a range for a sweep
 
         self._build_header()
         self.tabs = QTabWidget(objectName="formTabs", documentMode=True)
@@ -247,6 +250,11 @@ class RunForm(QWidget):
         self.start_button = QPushButton("Start run", objectName="startButton")
         self.start_button.setToolTip("Start the run in the background (Ctrl+Return)")
         self.start_button.setShortcut("Ctrl+Return")
+        # A spec with ranges is a sweep: one action, standing where Queue and Start do.
+        self.sweep_button = QPushButton("Sweep", objectName="sweepButton", visible=False)
+        self.sweep_button.setToolTip("Run a sweep over the fields switched to ranges (Ctrl+Return)")
+        self.sweep_button.setShortcut("Ctrl+Return")
+        self.sweep_button.clicked.connect(lambda: self._submit(self.sweep_requested))
         self.load_button.clicked.connect(self.load_spec)
         self.save_button.clicked.connect(self.save_spec)
         self.start_button.clicked.connect(lambda: self._submit(self.start_requested))
@@ -258,6 +266,7 @@ class RunForm(QWidget):
             top.addWidget(b)
         top.addSpacing(12)
         top.addWidget(self.queue_button)
+        top.addWidget(self.sweep_button)
         top.addWidget(self.start_button)
         # the state on a line of its own, so the first problem has the page's width to be read
         # the mode's switch starts that line: beside the title and the buttons, the title line
@@ -308,6 +317,7 @@ class RunForm(QWidget):
         for name in SECTIONS:
             if name not in placed:
                 column.addWidget(self._build_card(section_title(name), (name,), None))
+        column.addWidget(self._build_sweep_card())
         column.addStretch(1)
 
         scroll = QScrollArea(objectName="formScroll")
@@ -376,6 +386,24 @@ class RunForm(QWidget):
             card.body.addStretch(1)
         return card
 
+    def _build_sweep_card(self) -> Card:
+        """The sweep's own fields, shown once a field is switched to a range."""
+        card = self.sweep_card = self.cards["sweep"] = Card("Sweep")
+        grid = card.add_grid()
+        for path, f in self.ranges.sweep_fields():
+            editor = make_editor(f, section=path.rpartition(".")[0])
+            editor.widget.setObjectName(f"field:{path}")
+            title = f"Objective {f.title.lower()}" if path.startswith("sweep.objective.") else f.title
+            label = QLabel(title, objectName="fieldLabel")
+            label.setToolTip(f"{path}\n{field_tooltip(f, path.rpartition('.')[0])}")
+            r = grid.rowCount()
+            grid.addWidget(label, r, 0, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+            grid.addWidget(editor, r, 1)
+            self.ranges.bind_sweep_field(path, f, editor)
+        card.body.addStretch(1)
+        card.hide()
+        return card
+
     def _add_row(self, grid: QGridLayout, section: str, f: Field) -> _Row:
         path = f"{section}.{f.name}" if section else f.name
         editor = make_editor(f, section=section)
@@ -388,7 +416,9 @@ class RunForm(QWidget):
         self._grids[id(grid)] = grid
         r = grid.rowCount()
         grid.addWidget(label, r, 0, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-        grid.addWidget(self._beside(path, editor), r, 1)
+        beside = self._beside(path, editor)
+        grid.addWidget(beside, r, 1)
+        self.ranges.attach(grid, r, path, f, beside, label)
         editor.typed.connect(lambda raw: self.model.edit(path, raw))
         editor.focused.connect(lambda: self._show_hint(path))
         row = _Row(section, f, label, editor)
@@ -567,6 +597,7 @@ class RunForm(QWidget):
                 applies = row.field.applies(self.model.value, row.section)
             changed = self.model.is_set(row.path) and self.model.value(row.path) != row.field.default
             row.set_visible(applies or changed or row.path in problem_fields)
+        self.ranges.follow_rows()
         self.model_radios["parent"].setVisible(derived)
         self.model_radios["inline"].setVisible(self.model.model_source == "inline" or "model" in problems)
 
@@ -583,6 +614,7 @@ class RunForm(QWidget):
         devices = [f"hardware.{name}" for name in DEVICE_FIELDS]
         self.devices.show_problems([m for p in devices for m in by_field.get(p, [])])
         shown.update(devices)
+        shown.update(self.ranges.show_problems(problems))
         model_msgs = [
             f"{p}: {m}" if p != "model" else m
             for p, ms in problems.items()
@@ -614,9 +646,12 @@ class RunForm(QWidget):
         valid = self.model.valid
         self.start_button.setEnabled(valid)
         self.queue_button.setEnabled(valid)
+        self.sweep_button.setEnabled(valid and self.ranges.sweeping)
+        self.sweep_card.setVisible(self.ranges.sweeping)
+        self._show_actions()
         lines = [f"{p}: {m}" if p else m for p, ms in problems.items() for m in ms]
         if valid:
-            self.status.setText("✔ Ready to start")
+            self.status.setText("✔ Ready to sweep" if self.ranges.sweeping else "✔ Ready to start")
         else:
             n = len(lines) or 1
             self.status.setText(f"✖ {n} problem{'s' if n != 1 else ''}")
@@ -767,10 +802,19 @@ class RunForm(QWidget):
         script = mode == "script"
         for w in (self.tabs, self.hint, self.status, self.status_detail):
             w.setVisible(not script)
-        for b in (self.load_button, self.save_button, self.queue_button, self.start_button):
-            b.setVisible(not script)
         self.script_form.setVisible(script)
         self.findChild(QRadioButton, f"mode:{mode}").setChecked(True)
+        self._show_actions()
+
+    def _show_actions(self) -> None:
+        """The header's buttons for the mode: a script has its own; a spec with ranges is a sweep."""
+        designed = not self.script_form.isVisibleTo(self)
+        sweeping = designed and self.ranges.sweeping
+        for b in (self.load_button, self.save_button):
+            b.setVisible(designed)
+        for b in (self.queue_button, self.start_button):
+            b.setVisible(designed and not sweeping)
+        self.sweep_button.setVisible(sweeping)
 
     def _on_devices(self, report: dict) -> None:
         self.devices.set_report(report)
