@@ -36,6 +36,7 @@ TEMPLATE_TITLES = {
     "resnet_cnn": "ResNet-style CNN",
     "gpt": "GPT language model",
     "gpt2_small": "GPT-2 small (124M)",
+    "gpt_1b": "GPT 1.2B",
 }
 TEMPLATE_VIEW = (930.0, 590.0)  # the canvas of a 1440×900 window
 GRAPH_FILTER = "Trainbench graph (*.json);;All files (*)"

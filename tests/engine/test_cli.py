@@ -16,7 +16,7 @@ from engine.store import RunStore
 from tests.conftest import EXAMPLES, trainbench
 
 #: a float printed raw: seven or more digits after the point (0.019013814628124237)
-RAW_FLOAT = re.compile(r"\d\.\d{7,}")
+RAW_FLOAT = re.compile(r"\d\.0*[1-9]\d{6,}")  # more than 7 significant digits: a raw float
 
 
 @pytest.fixture(scope="module")

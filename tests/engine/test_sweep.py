@@ -69,6 +69,8 @@ def test_the_issues_section_validates_and_bad_values_are_named_by_path():
     doc["sweep"] = SECTION
     sweep = validate_spec(doc, base_dir=EXAMPLES)["sweep"]
     assert sweep["params"] == SECTION["params"]
+    example_sweep = json.loads((EXAMPLES / "digits_mlp_sweep.json").read_text())["sweep"]
+    assert example_sweep == SECTION  # the README's example is this section
     assert sweep["objective"] == {"metric": "val/accuracy", "direction": "maximize", "value": "final"}
     doc["sweep"] = {
         "params": {
@@ -184,8 +186,8 @@ def test_asha_prunes_hopeless_trials_and_records_the_step(tmp_path, store):
     spec = load_spec(
         _sweep_file(
             tmp_path,
-            epochs=4,
-            params={"optim.lr": {"log_uniform": [1e-7, 3e-2]}},  # mostly far too small to learn in 4 epochs
+            epochs=12,  # long enough that a pruned trial's stop lands before its end, even on an idle machine
+            params={"optim.lr": {"log_uniform": [1e-7, 3e-2]}},  # mostly far too small to learn in 12 epochs
             trials=12,
             sampler="random",
             pruner="asha",
