@@ -252,7 +252,7 @@ def test_one_bad_recovery_file_does_not_block_the_others(window, qtbot, dialogs,
         "saved-at-is-a-number": record(saved_at=5),
         "original-is-an-object": record(original={"a": 1}),
         "wrong-format": record(format="something.else"),
-        "graph-nested-deep": record(graph={"nodes": deep(950)}),
+        "graph-nested-deep": record(graph={"nodes": deep(500)}),
     }
     for i, content in enumerate(more.values()):
         (app_dir / f"autosave-{950000 + i}.json").write_bytes(content)
