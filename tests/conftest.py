@@ -46,6 +46,18 @@ def _isolated_env(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def one_thread():
+    """Torch on one intra-op thread while the test trains in this process: two test workers
+    share two cores, and each thread count is the test's own."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def db_path(tmp_path) -> Path:
     return tmp_path / "runs.db"
 

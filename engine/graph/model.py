@@ -146,6 +146,16 @@ class Graph:
             i += 1
         return f"{base}{i}"
 
+    def free_id(self, base: str) -> str:
+        """`base`, else `base_2`, `base_3`, …: the first valid node id not yet taken (a leading
+        non-letter gets an `n` in front)."""
+        base = base if base[:1].isalpha() else f"n{base}"
+        nid, i = base, 1
+        while nid in self.nodes or id_problem(nid) is not None:
+            i += 1
+            nid = f"{base}_{i}"
+        return nid
+
     # ------------------------------------------------------------ edits
 
     def add_node(

@@ -101,17 +101,7 @@ def test_a_field_switched_to_a_range_is_checked_against_its_own_range(qtbot):
 
 
 def test_a_loaded_sweep_spec_shows_its_ranges_on_the_rows(qtbot, tmp_path):
-    doc = json.loads((EXAMPLES / "digits_mlp.json").read_text())
-    doc["sweep"] = {
-        "params": {"optim.lr": {"log_uniform": [1e-5, 1.0]}, "train.batch_size": {"choice": [32, 64, 128]}},
-        "objective": {"metric": "val/accuracy", "direction": "maximize"},
-        "trials": 16,
-        "parallel": 2,
-        "sampler": "tpe",
-        "pruner": "asha",
-        "seed": 0,
-    }
-    (tmp_path / "sweep.json").write_text(json.dumps(doc))
+    doc = json.loads((EXAMPLES / "digits_mlp_sweep.json").read_text())  # the section
     (tmp_path / "mlp.json").write_text((TEMPLATES / "mlp.json").read_text())
     doc["model"] = "mlp.json"
     (tmp_path / "sweep.json").write_text(json.dumps(doc))

@@ -30,12 +30,7 @@ from tests.engine.models_for_import import seeded
 ZOO = ROOT / "tests" / "engine" / "models_for_import.py"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _built(graph_path):

@@ -16,13 +16,7 @@ from engine.graph.model import Graph
 from engine.graph.shapes import analyze
 from tests.conftest import TEMPLATES
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_gpt2_small_counts_its_tied_head_once():

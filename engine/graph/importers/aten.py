@@ -16,7 +16,7 @@ import operator
 import torch
 
 from engine.graph.importers.report import Imported, ModelImportError
-from engine.graph.model import Graph, id_problem
+from engine.graph.model import Graph
 
 
 class Unmapped(ModelImportError):
@@ -89,11 +89,7 @@ class _Translator:
         base = (
             scope.replace(".", "_") if scope and op not in ("ReLU", "Add", "Concat") else n.name
         ) or op.lower()
-        base = base[:56] if base[:1].isalpha() else f"n{base}"[:56]
-        nid, i = base, 1
-        while nid in self.graph.nodes or id_problem(nid) is not None:
-            i += 1
-            nid = f"{base}_{i}"
+        nid = self.graph.free_id(base[:56] if base[:1].isalpha() else f"n{base}"[:56])
         self.graph.add_node(op, params, (0.0, 0.0), nid)
         for port, src in enumerate(sources):
             self.graph.connect(self.value[src.name], nid, port)

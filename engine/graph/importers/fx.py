@@ -36,7 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from engine.fields import check_fields
 from engine.graph import layers
 from engine.graph.importers.report import Imported, ModelImportError, check_sample
-from engine.graph.model import TORCH_MODULE_NAMES, Graph, id_problem
+from engine.graph.model import TORCH_MODULE_NAMES, Graph
 from engine.graph.ops import OPS
 
 BATCH = 2  # samples in the measuring input: a batch of one would hide a batch-size bug
@@ -786,11 +786,7 @@ class _Translator:
             base = "n" + base
         if keyword.iskeyword(base) or base in TORCH_MODULE_NAMES:
             base += "_"
-        nid, i = base, 1
-        while nid in self.graph.nodes or id_problem(nid) is not None:
-            i += 1
-            nid = f"{base}_{i}"
-        return nid
+        return self.graph.free_id(base)
 
     def _param_problem(self, op: str, params: dict) -> str | None:
         problems: list = []

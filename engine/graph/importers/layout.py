@@ -101,7 +101,7 @@ def _collapse(imported: Imported, parent: str, run: list[dict]) -> None:
     lay_out(body)
 
     parts = [p for i, p in enumerate(parent.split(".")) if i == 0 or p != parent.split(".")[i - 1]]
-    rid = _free_id(graph, re.sub(r"\W", "_", "_".join(parts)))  # blocks.blocks → blocks
+    rid = graph.free_id(re.sub(r"\W", "_", "_".join(parts)))  # blocks.blocks → blocks
     graph.add_node("Repeat", {"times": len(run), "body": body.to_dict()}, (0.0, 0.0), rid)
     for copy, block in enumerate(run):
         for n, b in zip(first["nodes"], block["nodes"], strict=True):
@@ -134,15 +134,6 @@ def _body_ids(nodes: list[str]) -> dict[str, str]:
     if len(set(names.values())) != len(names) or any(id_problem(v) or v == "x" for v in names.values()):
         return {n: n for n in nodes} if "x" not in nodes else {n: f"{n}_" if n == "x" else n for n in nodes}
     return names
-
-
-def _free_id(graph: Graph, base: str) -> str:
-    base = base if base[:1].isalpha() else f"n{base}"
-    nid, i = base, 1
-    while nid in graph.nodes or id_problem(nid) is not None:
-        i += 1
-        nid = f"{base}_{i}"
-    return nid
 
 
 def lay_out(graph: Graph) -> None:

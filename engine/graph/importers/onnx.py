@@ -23,7 +23,7 @@ import torch
 
 from engine.graph.importers.report import Imported, ModelImportError, check_sample
 from engine.graph.layers import MultiheadSelfAttention, TransformerBlock
-from engine.graph.model import Graph, id_problem
+from engine.graph.model import Graph
 
 LAYERS_DOMAIN = "engine.graph.layers"
 BATCH = 2
@@ -185,11 +185,7 @@ class _Translator:
 
     def _add(self, onnx_name: str, op: str, params: dict, sources: list[str], scope: str) -> str:
         base = "".join(c if c.isalnum() else "_" for c in onnx_name.strip("/")).strip("_")[-56:] or op.lower()
-        base = base if base[:1].isalpha() else f"n{base}"
-        nid, i = base, 1
-        while nid in self.graph.nodes or id_problem(nid) is not None:
-            i += 1
-            nid = f"{base}_{i}"
+        nid = self.graph.free_id(base)
         self.graph.add_node(op, params, (0.0, 0.0), nid)
         for port, src in enumerate(sources):
             self.graph.connect(self._src(src), nid, port)
