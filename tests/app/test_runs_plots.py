@@ -6,6 +6,7 @@ the monitor's clock and log."""
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from app.plots import DENSE_POINTS, CurveBuffer, MetricPlot, debiased_ema
 from app.plots.axes import DurationAxis, ValueAxis
 from app.plots.buffer import BLOCK
 from app.plots.ticks import nice_ticks, padded_range, tick_labels
+from app.runs import live as live_module
 from app.runs.follow import PAUSE_S, RunReader, parse_log_line
 from app.runs.hardware import join_command
 from app.runs.launcher import spec_for_file
@@ -267,9 +269,23 @@ def test_a_single_point_is_a_marker_on_padded_axes_and_sparse_series_are_never_s
 # ------------------------------------------------------------------ the monitor's clock and log
 
 
-def test_elapsed_counts_the_whole_active_life_across_stop_and_resume(qtbot):
+class _Clock:
+    """The monitor's monotonic clock, moved by the test instead of by the machine's load."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    time = staticmethod(time.time)
+
+
+def test_elapsed_counts_the_whole_active_life_across_stop_and_resume(qtbot, monkeypatch):
     """Was: 1:05 at stop, 0:06 after resume. The engine's progress events carry the whole
     active life; the monitor shows that, and its clock stands while the run does not train."""
+    clock = _Clock()
+    monkeypatch.setattr(live_module, "time", clock)
     live = LiveRun(run_id=7, name="resumed")
     monitor = RunMonitor(live)
     qtbot.addWidget(monitor)
@@ -279,15 +295,16 @@ def test_elapsed_counts_the_whole_active_life_across_stop_and_resume(qtbot):
     live.apply_event(
         {"event": "progress", "step": 600, "total_steps": 1000, "elapsed_s": 65.0, "eta_s": 43.0}
     )
+    clock.now += 0.4  # trained a little past the event, then stopped
     live.set_status("stopped")
     stopped_at = live.elapsed()
-    assert 65.0 <= stopped_at < 66.0
-    qtbot.wait(300)
+    assert stopped_at == pytest.approx(65.4)
+    clock.now += 300
     assert live.elapsed() == stopped_at and live.eta() is None  # a stopped run's clock stands
     monitor.refresh()
     assert "elapsed <b>1:05</b>" in monitor.facts.text()
     live.apply_event({"event": "run_started", "run_id": 7, "total_steps": 1000, "resumed_from": 600})
-    assert stopped_at <= live.elapsed() < stopped_at + 1  # the time it stood still is not counted
+    assert live.elapsed() == stopped_at  # the time it stood still is not counted
     live.apply_event(
         {"event": "progress", "step": 610, "total_steps": 1000, "elapsed_s": 66.0, "eta_s": 40.0}
     )
