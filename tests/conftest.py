@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+def wait_for(predicate, what: str, timeout: float = 120.0):
+    """Poll `predicate` until it gives something true, and return that. The timeout detects a
+    hang on a busy machine; it bounds nothing measured."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"hang: {what} did not happen within {timeout} s")
 
 
 @pytest.fixture(autouse=True)

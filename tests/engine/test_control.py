@@ -15,7 +15,7 @@ import pytest
 
 from engine.control import ControlError, parse, send
 from engine.store import RunStore
-from tests.conftest import ROOT, example, trainbench
+from tests.conftest import ROOT, example, trainbench, wait_for
 
 HANG_S = 120  # a hang detector for busy machines, not a bound on anything measured
 
@@ -30,16 +30,6 @@ def start(tmp_path, db_path, spec: dict, *args) -> subprocess.Popen:
     return subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-
-
-def wait_for(condition, what: str):
-    deadline = time.monotonic() + HANG_S
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def last_step(store: RunStore, run_id: int) -> int:

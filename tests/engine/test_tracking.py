@@ -21,7 +21,7 @@ import pytest
 from engine import capsule
 from engine.scripts import tracking_import_path
 from engine.store import HEARTBEAT_S, STALE_S, RunStore, run_alive
-from tests.conftest import EXAMPLES, ROOT, trainbench
+from tests.conftest import EXAMPLES, ROOT, trainbench, wait_for
 
 HANG_S = 120  # hang detector only: a healthy wait ends far sooner
 
@@ -41,16 +41,6 @@ def script_env(db: Path) -> dict:
 def write(path: Path, code: str) -> Path:
     path.write_text(textwrap.dedent(code), encoding="utf-8")
     return path
-
-
-def wait_for(predicate, what: str, timeout: float = HANG_S):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"hang: {what} did not happen within {timeout} s")
 
 
 @pytest.fixture
