@@ -10,12 +10,12 @@ import json
 import pytest
 from PySide6.QtCore import Qt
 
-from app.experiments.area import ExperimentsArea
 from app.runs.form import RunForm
 from app.runs.spec_model import RunSpecModel
 from app.sweeps.view import TABS, SweepView
 from engine.spec import load_spec
 from engine.store import RunStore
+from tests.app.experiments_synthetic import open_area
 from tests.app.test_runs_form import retype
 from tests.conftest import EXAMPLES, TEMPLATES
 
@@ -165,12 +165,7 @@ def test_the_sweep_view_shows_the_trials_and_what_they_found(qtbot, swept):
 
 def test_experiments_groups_trials_under_their_sweep(qtbot, swept):
     db, sweep_id = swept
-    area = ExperimentsArea(db)
-    qtbot.addWidget(area)
-    area.resize(1500, 950)
-    area.show()
-    qtbot.waitExposed(area)
-    area.ensure_loaded()
+    area = open_area(qtbot, db)
     area.browser.tree_toggle.click()
     tree = area.browser.tree_model
     trials = [r["id"] for r in RunStore(db, readonly=True).list_runs() if r["parent_id"] == sweep_id]
