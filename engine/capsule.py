@@ -56,8 +56,7 @@ def collect(
     return {
         "format": FORMAT,
         "recorded_at": time.time(),
-        "git": git_state(where),
-        **runtime(),
+        **(_SETTLED.get(where) or _environment(where)),
         "host": host(),
         "world_size": world_size,
         "cwd": os.getcwd(),
@@ -65,6 +64,21 @@ def collect(
         "seeds": seeds(spec),
         "data": data_fingerprint(spec, argv, budget),
     }
+
+
+_SETTLED: dict[Path, dict] = {}  # see settle()
+
+
+def settle(where: Path) -> None:
+    """Read the git state of `where` and this process's runtime now, once, for every run this
+    process records from then on. For a process that runs run after run of the code it imported
+    once (a sweep's trial worker), that describes the code better than a look at each run, and
+    saves each run ~20 ms."""
+    _SETTLED[where] = _environment(where)
+
+
+def _environment(where: Path) -> dict:
+    return {"git": git_state(where), **runtime()}
 
 
 def host() -> dict:
@@ -131,13 +145,23 @@ def devices() -> list[dict]:
 
 
 def installed_packages() -> dict[str, str]:
-    """{distribution: version} of everything importable here, as `pip freeze` lists it."""
+    """{distribution: version} of everything importable here, as `pip freeze` lists it.
+    Only the metadata's header is read: parsing whole files (long descriptions included) took
+    ~80 ms for 209 packages here, the headers 9 ms."""
     out = {}
     for dist in metadata.distributions():
-        name = dist.metadata.get("Name")
-        if name:
-            out.setdefault(name.lower().replace("_", "-"), dist.version)
+        text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+        fields = dict(_header_fields(text.partition("\n\n")[0]))
+        if fields.get("Name"):
+            out.setdefault(fields["Name"].lower().replace("_", "-"), fields.get("Version"))
     return dict(sorted(out.items()))
+
+
+def _header_fields(header: str):
+    for line in header.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key in ("Name", "Version"):
+            yield key, value.strip()
 
 
 def git_state(folder: Path) -> dict | None:

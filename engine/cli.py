@@ -151,6 +151,7 @@ def _parser() -> argparse.ArgumentParser:
         "--print", action="store_true", help="print the equivalent torchrun line instead of joining"
     )
 
+    _command(sub, "sweep-worker", cmd_sweep_worker, listed=False)  # started by `sweep`, one per slot
     w = _command(sub, "worker", cmd_worker, listed=False)  # started by the elastic launcher, not by people
     w.add_argument("--run", type=int)
     w.add_argument("--spec")
@@ -745,6 +746,14 @@ def cmd_join(args) -> int:
         print(join_commands(spec, rdzv_id, args.spec, list(args.set), args.node_rank)[1])
         return 0
     return join_run(spec, plan_world(spec), args.spec, sets)
+
+
+def cmd_sweep_worker(args) -> int:
+    """Runs the trials a sweep sends on stdin, one after another (see engine.sweep.worker)."""
+    from engine.sweep.worker import serve
+
+    serve(_store(args))  # ends the process
+    return 0
 
 
 def cmd_worker(args) -> int:

@@ -11,6 +11,7 @@ database); the store remains the record. Events:
   run_ended    {status, summary, error}
   control      {step, command, value, id, ...}  a live change, as stored (engine.control)
   health       {step, kind, node, value, message}  a health finding (engine.health)
+  trial_exit   {code, last}  a sweep's trial worker is done with the run (engine.sweep.worker)
 
 Every line also has `event`, `run_id` and `t` (unix seconds).
 """
@@ -24,7 +25,17 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import IO
 
-EVENT_TYPES = ("run_started", "metrics", "progress", "log", "checkpoint", "run_ended", "control", "health")
+EVENT_TYPES = (
+    "run_started",
+    "metrics",
+    "progress",
+    "log",
+    "checkpoint",
+    "run_ended",
+    "control",
+    "health",
+    "trial_exit",
+)
 
 
 class EventStream:

@@ -327,10 +327,10 @@ def _concat(parts):
 
 
 class _Stoppable:
-    """A stop flag set by SIGINT/SIGTERM (or by another rank)."""
+    """A stop flag set by SIGINT/SIGTERM (or by another rank, or by the caller's `stop`)."""
 
-    def __init__(self):
-        self._stop = threading.Event()
+    def __init__(self, stop: threading.Event | None = None):
+        self._stop = stop or threading.Event()
 
     @property
     def stop_requested(self) -> bool:
@@ -362,8 +362,9 @@ class RunContext(_Stoppable):
         recorder: Recorder,
         cpu: CpuShare,
         echo: bool = False,
+        stop: threading.Event | None = None,
     ):
-        super().__init__()
+        super().__init__(stop)
         self.store, self.events, self.recorder, self.cpu, self.echo = store, events, recorder, cpu, echo
         self.run_id, self.owner, self.spec, self.resume = claim.run_id, claim.owner, claim.spec, claim.resumed
         self.dir = store.artifacts_dir(self.run_id)
@@ -529,11 +530,13 @@ def execute(
     echo: bool = False,
     samplers=(),
     origin: str | Path | None = None,
+    stop: threading.Event | None = None,
 ) -> tuple[int, str]:
     """Run a new spec, or resume run `resume_run`, in this process; returns (run id, final
     status). `claim` is a claim taken elsewhere (a launched rank 0 records under its
     launcher's), `cpu` a thread count decided there. `origin`, the spec file, names the
-    repository the run's capsule records (default: the working directory's).
+    repository the run's capsule records (default: the working directory's). Setting `stop`
+    stops the run as SIGINT/SIGTERM would (after its step, with a checkpoint).
 
     User mistakes found before the run exists (a bad spec, a run that cannot be resumed)
     raise; anything after that is recorded on the run's row and returned as a status. If even
@@ -552,7 +555,7 @@ def execute(
             events = events or EventStream(None)
             events.run_id = claim.run_id
             recorder = Recorder(store, claim, events, samplers, cpu if cpu.rebalance else None)
-            ctx = RunContext(store, claim, events, recorder, cpu, echo=echo)
+            ctx = RunContext(store, claim, events, recorder, cpu, echo=echo, stop=stop)
             if started_with:
                 ctx.log(started_with)
             world = int(os.environ.get("WORLD_SIZE", "1"))

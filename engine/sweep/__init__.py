@@ -2,11 +2,20 @@
 
 Optuna samples and prunes (`space`); its study lives in a journal file in the sweep run's
 artifact folder, which only the process holding the sweep's claim writes (`study`); trials
-are placed on a device pool (`pool`) and each runs as its own engine process (`trial`), child
-of the sweep run; `driver` runs the loop and resumes a killed sweep; `results` reads a sweep
-back from the run store for the CLI and the GUI.
+are placed on a device pool (`pool`) and run, as children of the sweep run, in warm engine
+processes (`trial`, `worker`); `driver` runs the loop and resumes a killed sweep; `results`
+reads a sweep back from the run store for the CLI and the GUI.
+
+`start_sweep` and `resume_sweep` are imported on first use, so that a trial worker, which
+imports this package, does not import Optuna.
 """
 
-from engine.sweep.driver import resume_sweep, start_sweep
-
 __all__ = ["resume_sweep", "start_sweep"]
+
+
+def __getattr__(name: str):
+    if name in __all__:
+        from engine.sweep import driver
+
+        return getattr(driver, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

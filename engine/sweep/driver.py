@@ -3,7 +3,8 @@ evaluations to the pruner, tell Optuna how it ended, until the budget is spent.
 
 The sweep is a run of kind `sweep` whose spec is the whole sweep spec; this process holds its
 claim and is the only writer of its study. Every trial is an ordinary run (parent: the sweep)
-created `queued` here and run by its own engine process; the run records which trial it is
+created `queued` here and run by an engine process (a warm worker per slot, see
+`engine.sweep.trial`); the run records which trial it is
 (`trial` in its summary) before Optuna learns its id, so a sweep killed anywhere resumes
 (`resume_sweep`) with every trial number used once:
 
@@ -35,7 +36,7 @@ from engine.store import HEARTBEAT_S, RunStore
 from engine.sweep.pool import Slot, plan_slots
 from engine.sweep.space import budget, distributions, trial_spec
 from engine.sweep.study import open_study
-from engine.sweep.trial import TrialProcess
+from engine.sweep.trial import TrialProcess, Trials
 
 STATES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
 
@@ -127,9 +128,10 @@ class Sweep:
         self.study = open_study(self.folder, self.section)
         self.distributions = distributions(self.section["params"])
         self.slots, note = plan_slots(spec, self.section["parallel"], self.section["per_gpu"])
+        self.inbox: queue.Queue = queue.Queue()
+        self.trials = Trials(store.path, self.slots, self.folder, self.inbox)  # their imports take seconds
         self.state = SweepState(sweep_id, budget(self.section), self.section["objective"], note=note)
         self.active: dict[int, _Active] = {}
-        self.inbox: queue.Queue = queue.Queue()
         self.stopping = False
         self.error: str | None = None
         self._log = open(self.folder / "run.log", "a", encoding="utf-8")  # noqa: SIM115 - closed by run()
@@ -195,6 +197,7 @@ class Sweep:
             )
             raise
         finally:
+            self.trials.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
             if self.view is not None:
@@ -232,11 +235,11 @@ class Sweep:
             job.run_id = self.store.create_run(spec, kind=spec["task"]["kind"], parent_id=self.sweep_id)
             self.store.update_summary(job.run_id, trial=job.number)
             trial.set_user_attr("run_id", job.run_id)
+        else:
+            spec = self.store.get_run(job.run_id)["spec"]
         slot = free.pop(0)
         record.run_id, record.state = job.run_id, "running"
-        process = TrialProcess(
-            job.number, job.run_id, slot, self.store.path, self.store.artifacts_dir(job.run_id), self.inbox
-        )
+        process = self.trials.start(job.number, job.run_id, slot, spec, self.store.artifacts_dir(job.run_id))
         self.active[job.number] = _Active(process, trial, record, slot)
         self.log(f"trial {job.number} (run {job.run_id}) on {slot.label}: {_params_text(job.params)}")
 

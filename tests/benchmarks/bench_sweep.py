@@ -8,9 +8,15 @@ python tests/benchmarks/bench_sweep.py storage [--kills 10]
     it wait). For Optuna's SQLite storage, its journal file as Optuna leaves it, and the
     journal as Trainbench opens it (engine.sweep.study.repair first).
 
-python tests/benchmarks/bench_sweep.py overhead [--trials 16]
+python tests/benchmarks/bench_sweep.py overhead [--trials 16] [--epochs 4] [--repeats 3]
     16 trials of the digits CNN (random sampler, seed 0): `trainbench sweep` wall time vs a
-    plain Optuna script that trains the same trials in one process with a hand-written loop.
+    plain Optuna script that trains the same trials in one process with a hand-written loop,
+    alternately, the overhead of the median wall times.
+
+python tests/benchmarks/bench_sweep.py kills [--kills 20] [--trials 12]
+    kill -9 of `trainbench sweep` at random moments, each followed by `sweep --resume`, until
+    the budget is spent; then every trial number must be there once, complete, in the store
+    and in the study.
 
 python tests/benchmarks/bench_sweep.py parallel [--trials 8]
     The same sweep at parallel 1 and 2, with the cores split among the trials
@@ -221,28 +227,41 @@ def _time_sweep(spec: Path, folder: Path) -> tuple[float, str]:
     return wall, out.stderr.strip().splitlines()[-1]
 
 
-def bench_overhead(trials: int) -> None:
+def bench_overhead(trials: int, repeats: int) -> None:
+    """The two, alternately, `repeats` times; the overhead of the medians."""
     from engine.runner import cpu_cores
 
     folder = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
     spec = _sweep_spec(folder, trials, 1, None)
-    t0 = time.perf_counter()
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            PLAIN.format(root=str(ROOT), threads=cpu_cores(), spec=str(spec), trials=trials),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
+    plains, walls = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                PLAIN.format(root=str(ROOT), threads=cpu_cores(), spec=str(spec), trials=trials),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        plains.append(time.perf_counter() - t0)
+        loop_s, best = out.stdout.split()
+        wall, line = _time_sweep(spec, folder)
+        walls.append(wall)
+        print(
+            f"plain Optuna script: {plains[-1]:.1f} s wall ({loop_s} s in its loop), best val/accuracy {best}"
+        )
+        print(f"trainbench sweep:    {wall:.1f} s wall; {line}")
+        for made in folder.glob(f"{spec.stem}.db*"):  # the next sweep starts on an empty store
+            made.unlink()
+        shutil.rmtree(folder / f"{spec.stem}-artifacts", ignore_errors=True)
+    plain, wall = _median(plains), _median(walls)
+    print(
+        f"overhead: {100 * (wall / plain - 1):+.1f}% (medians of {repeats}: {wall:.1f} s vs {plain:.1f} s; "
+        f"{trials} trials of {EPOCHS} epochs, {cpu_cores()} cores)"
     )
-    plain = time.perf_counter() - t0
-    loop_s, best = out.stdout.split()
-    wall, line = _time_sweep(spec, folder)
-    print(f"plain Optuna script: {plain:.1f} s wall ({loop_s} s in its loop), best val/accuracy {best}")
-    print(f"trainbench sweep:    {wall:.1f} s wall; {line}")
-    print(f"overhead: {100 * (wall / plain - 1):+.1f}% ({trials} trials, {cpu_cores()} cores)")
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -262,6 +281,85 @@ def bench_parallel(trials: int) -> None:
     base = walls["parallel 1"]
     for label in ("parallel 2, split", "parallel 2, all cores each"):
         print(f"{label} vs parallel 1: {walls[label] / base:.2f}× the wall time")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def bench_kills(kills: int, trials: int) -> None:
+    import optuna
+
+    from engine.store import RunStore
+    from engine.sweep.study import STUDY_FILE
+
+    rng = random.Random(0)
+    folder = Path(tempfile.mkdtemp(prefix="bench-sweep-kills-"))
+    doc = json.loads((ROOT / "resources/examples/digits_mlp.json").read_text())
+    doc["model"] = str(ROOT / "resources/templates/mlp.json")
+    doc["train"]["epochs"] = 40
+    doc["sweep"] = {
+        "params": {"optim.lr": {"log_uniform": [1e-4, 1e-1]}},
+        "objective": {"metric": "val/accuracy", "direction": "maximize"},
+        "trials": trials,
+        "parallel": 2,
+        "sampler": "tpe",
+        "pruner": "asha",
+        "seed": 0,
+    }
+    spec = folder / "sweep.json"
+    spec.write_text(json.dumps(doc))
+    db = folder / "runs.db"
+    args = ["sweep", str(spec), "--quiet"]
+    landed = 0
+    for attempt in range(kills + 50):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "engine.cli", "--db", str(db), *args],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        args = ["sweep", "--resume", "1", "--quiet"]
+        try:
+            proc.wait(rng.uniform(0.3, 4.0) if landed < kills else 600)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            landed += 1
+        err = proc.communicate()[1]
+        if proc.returncode == 0:
+            break
+        if proc.returncode != -signal.SIGKILL:
+            raise SystemExit(f"attempt {attempt}: the sweep exited {proc.returncode}: {err[-2000:]}")
+    store = RunStore(db)
+    children = sorted(
+        (r for r in store.list_runs() if r["parent_id"] == 1), key=lambda r: r["summary"].get("trial", -1)
+    )
+    numbers = [r["summary"].get("trial") for r in children]
+    settled = [r["summary"].get("trial_state") for r in children]
+    path = store.artifacts_dir(1) / STUDY_FILE
+    backend = optuna.storages.journal.JournalFileBackend(str(path))
+    study = optuna.load_study(study_name="sweep", storage=optuna.storages.JournalStorage(backend))
+    problems = []
+    if numbers != list(range(trials)):
+        problems.append(f"trial numbers {numbers}")
+    if any(s not in ("complete", "pruned") for s in settled):
+        problems.append(f"trial states {settled}")
+    if sorted(t.number for t in study.trials) != list(range(trials)):
+        problems.append(f"study trials {[t.number for t in study.trials]}")
+    if any(t.state.name not in ("COMPLETE", "PRUNED") for t in study.trials):
+        problems.append(f"study states {[t.state.name for t in study.trials]}")
+    resumed = sum(
+        "resumed from the checkpoint" in (store.artifacts_dir(r["id"]) / "run.log").read_text()
+        for r in children
+    )
+    print(
+        f"{landed} kill(s) of the sweep at random moments, {attempt + 1} start(s); {trials} trials, "
+        f"{resumed} of them continued from a checkpoint; "
+        + (
+            "; ".join(problems)
+            if problems
+            else "every trial number once, every trial settled, study and store agree"
+        )
+    )
+    store.close()
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -325,18 +423,21 @@ def bench_view(trials: int) -> None:
 def main() -> None:
     global EPOCHS
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=("storage", "overhead", "parallel", "view"))
+    p.add_argument("what", choices=("storage", "overhead", "parallel", "view", "kills"))
     p.add_argument("--kills", type=int, default=10)
     p.add_argument("--trials", type=int, default=None)
     p.add_argument("--epochs", type=int, default=EPOCHS, help="of each trial (digits CNN)")
+    p.add_argument("--repeats", type=int, default=3, help="overhead: measurements of each")
     args = p.parse_args()
     EPOCHS = args.epochs
     if args.what == "storage":
         bench_storage(args.kills)
     elif args.what == "view":
         bench_view(args.trials or 2000)
+    elif args.what == "kills":
+        bench_kills(args.kills, args.trials or 12)
     elif args.what == "overhead":
-        bench_overhead(args.trials or 16)
+        bench_overhead(args.trials or 16, args.repeats)
     else:
         bench_parallel(args.trials or 8)
 

@@ -1,6 +1,6 @@
 """Sweeps: the section's validation, the device pool, and real sweeps of the digits MLP whose
-trials are runs in their own engine processes (random search, ASHA pruning, parallel trials
-sharing two cores, a kill -9 of the sweep and its resume)."""
+trials are runs in warm engine processes (random search, ASHA pruning, parallel trials sharing
+two cores, a kill -9 of the sweep and its resume, a kill -9 of a trial's process)."""
 
 from __future__ import annotations
 
@@ -186,8 +186,8 @@ def test_asha_prunes_hopeless_trials_and_records_the_step(tmp_path, store):
     spec = load_spec(
         _sweep_file(
             tmp_path,
-            epochs=12,  # long enough that a pruned trial's stop lands before its end, even on an idle machine
-            params={"optim.lr": {"log_uniform": [1e-7, 3e-2]}},  # mostly far too small to learn in 12 epochs
+            epochs=40,  # long enough that a pruned trial's stop lands before its end, even on an idle machine
+            params={"optim.lr": {"log_uniform": [1e-7, 3e-2]}},  # mostly far too small to learn in 40 epochs
             trials=12,
             sampler="random",
             pruner="asha",
@@ -209,16 +209,16 @@ def test_asha_prunes_hopeless_trials_and_records_the_step(tmp_path, store):
         # small may reach its end before the stop lands: it completes, and still counts as pruned).
         assert t["status"] in ("stopped", "completed") and step <= t["summary"]["steps"]
         assert store.last_checkpoint(t["id"])["step"] == t["summary"]["steps"]
+    print([(t["summary"]["pruned_step"], t["summary"]["steps"], t["status"]) for t in pruned])
     assert any(
         t["status"] == "stopped" and t["summary"]["steps"] < t["summary"]["total_steps"] for t in pruned
     )
-    print([(t["summary"]["pruned_step"], t["summary"]["steps"]) for t in pruned])
     assert store.get_run(sweep_id)["summary"]["trials_pruned"] == len(pruned)
 
 
 def test_a_sweep_killed_mid_way_resumes_and_finishes_its_budget_exactly(tmp_path, db_path):
     # Trials long enough that an idle machine cannot finish the sweep between two looks of the loop below.
-    spec = _sweep_file(tmp_path, epochs=30, sampler="random", pruner="none", parallel=1, trials=4)
+    spec = _sweep_file(tmp_path, epochs=150, sampler="random", pruner="none", parallel=1, trials=4)
     env = {**os.environ, "TRAINBENCH_DB": str(db_path)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "sweep", spec, "--quiet"],
@@ -268,6 +268,44 @@ def test_a_sweep_killed_mid_way_resumes_and_finishes_its_budget_exactly(tmp_path
     assert all(t.state.name == "COMPLETE" for t in study.trials)
     sweep = store.get_run(1)
     assert (sweep["status"], sweep["summary"]["trials_done"]) == ("completed", 4)
+
+
+def test_a_trial_whose_process_is_killed_fails_alone_and_the_next_gets_a_fresh_worker(tmp_path, db_path):
+    spec = _sweep_file(tmp_path, epochs=150, sampler="random", pruner="none", parallel=1, trials=3)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "sweep", spec, "--quiet"],
+        cwd=ROOT,
+        env={**os.environ, "TRAINBENCH_DB": str(db_path)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    store = RunStore(db_path)
+    deadline = time.monotonic() + HANG_S
+    pids = {}
+    try:
+        while True:  # trial 1 training, far from its end: kill the process it trains in
+            assert time.monotonic() < deadline and proc.poll() is None, "the sweep ended before the kill"
+            trials = _trials(store, 1) if store.list_runs() else []
+            pids.update((t["summary"]["trial"], t["pid"]) for t in trials if t["status"] == "running")
+            running = [t for t in trials if t["status"] == "running" and t["summary"]["trial"] == 1]
+            loss = store.series_summaries(running[0]["id"]).get("train/loss") if running else None
+            total = running[0]["summary"].get("total_steps") if running else None
+            if loss and total and loss["last_step"] < total / 3:
+                break
+            time.sleep(0.05)
+        killed = running[0]
+        os.kill(killed["pid"], signal.SIGKILL)
+        _, err = proc.communicate(timeout=HANG_S)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    trials = _trials(store, 1)
+    assert [t["summary"]["trial"] for t in trials] == [0, 1, 2]
+    states = [(t["status"], t["summary"]["trial_state"]) for t in trials]
+    assert states == [("completed", "complete"), ("crashed", "failed"), ("completed", "complete")]
+    assert pids[0] == killed["pid"]  # the slot's worker ran trial after trial
+    assert store.series_summaries(killed["id"])["train/loss"]["last_step"] >= loss["last_step"]  # points kept
+    assert store.get_run(1)["summary"]["trials_failed"] == 1
 
 
 def test_the_grid_sampler_asks_every_point_once():
