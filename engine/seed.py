@@ -18,12 +18,12 @@ import torch
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
     """Seed Python, NumPy and torch (CPU and all CUDA devices); with `deterministic`, ask torch
-    for deterministic kernels (warning, not failing, where an op has none)."""
+    for deterministic kernels (warning, not failing, where an op has none). Both ways are set,
+    so a process that runs run after run (a sweep's worker) carries neither over."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device, now or when CUDA initialises
-    if deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
 def capture_rng() -> dict:
