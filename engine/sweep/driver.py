@@ -26,6 +26,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
@@ -281,9 +282,11 @@ class Sweep:
         ):
             active.record.state = "stopped"  # the sweep stops: a resume continues (or starts) this trial
             return
-        self._settle(active.record, run, exit_code=code)
+        self._settle(active.record, run, exit_code=code, output=active.process.log)
 
-    def _settle(self, record: TrialRecord, run: dict, exit_code: int | None = None) -> None:
+    def _settle(
+        self, record: TrialRecord, run: dict, exit_code: int | None = None, output: Path | None = None
+    ) -> None:
         """Tell Optuna how a trial's run ended and note it on the run."""
         pruned = record.pruned_step
         if pruned is not None:
@@ -294,7 +297,12 @@ class Sweep:
         else:
             state, value = TrialState.FAIL, None
             lines = (run["error"] or "").strip().splitlines()
-            record.error = lines[-1] if lines else f"run {run['status']} (exit code {exit_code})"
+            record.error = (
+                lines[-1]
+                if lines
+                else f"run {run['status']} (exit code {exit_code}"
+                + (f"; what its process printed is in {output})" if output else ")")
+            )
         frozen = self.study.tell(record.number, value, state=state, skip_if_finished=True)
         record.state = STATES[frozen.state]
         record.objective = frozen.value if frozen.value is not None else record.objective

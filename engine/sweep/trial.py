@@ -35,8 +35,9 @@ class TrialProcess:
     """A running trial: its events arrive in the sweep's inbox as (self, event), then
     (self, None) once it has ended; `wait` gives the exit code `trainbench run` would have."""
 
-    def __init__(self, number: int, run_id: int, slot: Slot, stop: Callable[[], None]):
+    def __init__(self, number: int, run_id: int, slot: Slot, stop: Callable[[], None], log: Path):
         self.number, self.run_id, self.slot = number, run_id, slot
+        self.log = log  # what its process prints outside its run (an error before the run starts)
         self.stopping = False
         self._stop = stop
         self._code: int | None = None
@@ -91,7 +92,8 @@ class _Worker:
         self.trial: TrialProcess | None = None
         self.retired = False  # it takes no more trials: it said so, or its output ended
         self._lock = threading.Lock()
-        self.proc = _start(("--db", str(db), "sweep-worker"), slot, folder / f"worker-{slot.index}.log", True)
+        self.log = folder / f"worker-{slot.index}.log"
+        self.proc = _start(("--db", str(db), "sweep-worker"), slot, self.log, True)
         threading.Thread(target=self._read, name=f"sweep-worker-{slot.index}", daemon=True).start()
 
     def run(self, number: int, run_id: int) -> TrialProcess | None:
@@ -99,7 +101,9 @@ class _Worker:
         with self._lock:
             if self.retired:
                 return None
-            self.trial = TrialProcess(number, run_id, self.slot, lambda: self._send(f"stop {run_id}"))
+            self.trial = TrialProcess(
+                number, run_id, self.slot, lambda: self._send(f"stop {run_id}"), self.log
+            )
         self._send(f"run {run_id}")
         return self.trial
 
@@ -144,9 +148,10 @@ class _Worker:
 def _own_process(number: int, run_id: int, slot: Slot, db: Path, folder: Path, inbox) -> TrialProcess:
     """`trainbench run --resume RUN --events -` for one trial (one that launches processes)."""
     argv = ("--db", str(db), "run", "--resume", str(run_id), "--events", "-", "--quiet")
-    proc = _start(argv, slot, folder / "stderr.log", False)
+    log = folder / "stderr.log"
+    proc = _start(argv, slot, log, False)
     trial = TrialProcess(
-        number, run_id, slot, lambda: proc.poll() is None and proc.send_signal(signal.SIGTERM)
+        number, run_id, slot, lambda: proc.poll() is None and proc.send_signal(signal.SIGTERM), log
     )
 
     def read() -> None:
