@@ -244,6 +244,17 @@ def nanogpt_fetch(data: np.memmap, ctx: int, batch: int, steps: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
+def _vm_hwm_mib(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def bench_tokens(args) -> None:
     import torch
 
@@ -335,15 +346,22 @@ def bench_tokens(args) -> None:
         (work / "spec.json").write_text(json.dumps(spec))
         env = {**os.environ, "TRAINBENCH_DB": str(work / "runs.db")}
         t = time.perf_counter()
-        out = subprocess.run(
+        run = subprocess.Popen(
             [sys.executable, "-m", "engine.cli", "run", str(work / "spec.json"), "--quiet"],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
             env=env,
             cwd=ROOT,
         )
+        # The run's own high-water mark (VmHWM), read while it lives: RUSAGE_CHILDREN's maxrss
+        # would also count this process's memory, which the child's pages shared until exec.
+        peak = 0.0
+        while run.poll() is None:
+            peak = max(peak, _vm_hwm_mib(run.pid))
+            time.sleep(0.05)
+        out = subprocess.CompletedProcess(run.args, run.returncode, *run.communicate())
         wall = time.perf_counter() - t
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**10
         print(out.stdout.strip()[-300:], out.stderr.strip()[-500:])
         print(
             json.dumps(
