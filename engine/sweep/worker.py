@@ -10,17 +10,17 @@ the sweep created (`execute(resume_run=...)`), claimed, recorded and checkpointe
 `trainbench run --resume` would.
 
 The protocol, one line each: on stdin `run ID` and `stop ID`; on stdout the runs' event lines,
-and after each run `{"event": "trial_exit", "run_id": ID, "code": C, "last": L}`, C as
-`trainbench run` would exit (0 completed or stopped, 1 not), L whether the worker now ends. `stop`, SIGTERM and SIGINT stop the current trial
-after its step, with a checkpoint; SIGTERM and SIGINT and the end of stdin (the sweep ended:
-on Linux the kernel also sends SIGTERM then, PR_SET_PDEATHSIG) then end the worker.
+and after each run `{"event": "trial_exit", "run_id": ID, "code": C, "last": L}` — C as
+`trainbench run` would exit (0 completed or stopped, 1 not), L whether the worker now ends.
+`stop`, SIGTERM and SIGINT stop the current trial after its step, with a checkpoint; SIGTERM,
+SIGINT and the end of stdin (the sweep ended: on Linux the kernel also sends SIGTERM then,
+PR_SET_PDEATHSIG) then end the worker.
 
 Every trial's capsule records the git state and packages the worker read when it started: those
 of the code it runs (`capsule.settle`). What a trial could leave behind for the next is cleared
-between them: torch.compile's caches,
-CUDA's cached blocks, the thread count (`execute` restores it). After a trial that did not end
-completed or stopped the worker exits, so whatever that failure broke reaches no other trial;
-the sweep starts a fresh worker for the slot.
+between them: torch.compile's caches, CUDA's cached blocks, the thread count (`execute` restores
+it). After a trial that did not end completed or stopped the worker exits, so whatever that
+failure broke reaches no other trial; the sweep starts a fresh worker for the slot.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class _Commands:
 
     def __init__(self, lines):
         self.lines = lines
-        self.runs: list[int | None] = []
+        self.runs: list[int] = []
         self.ready = threading.Condition()
         self.current: int | None = None
         self.stop = threading.Event()  # the current trial's
