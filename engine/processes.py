@@ -1,13 +1,18 @@
 """Command lines that start engine processes: `trainbench ARGS` in a new process (how the GUI
 and the elastic launcher start every engine process), and the lines another machine runs to
 join a multi-machine run. Plain string building, no torch, so the run form can show them as
-the user types; `engine.strategies.launch` runs and prints the same lines."""
+the user types; `engine.strategies.launch` runs and prints the same lines. Also how an engine
+process dies with the one that started it (`die_with_parent`)."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import shlex
+import signal
 import sys
+
+PR_SET_PDEATHSIG = 1
 
 
 def command_line(*args: str) -> list[str]:
@@ -16,6 +21,22 @@ def command_line(*args: str) -> list[str]:
     if getattr(sys, "frozen", False):
         return [sys.executable, *args]
     return [sys.executable, "-m", "engine.cli", *args]
+
+
+def die_with_parent() -> None:
+    """Ask Linux for SIGTERM when this process's parent ends, even by SIGKILL, so nothing trains
+    on as an orphan (SIGTERM stops a run after its step); elsewhere nothing. Called by the process
+    itself, or as a Popen `preexec_fn` (`DIE_WITH_PARENT`), in the child between fork and exec."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+# For Popen's preexec_fn: None off Linux, where a preexec_fn would only cost the faster spawn.
+DIE_WITH_PARENT = die_with_parent if sys.platform.startswith("linux") else None
 
 
 # The fields a joining machine takes from the launching machine's command line.

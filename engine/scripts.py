@@ -44,7 +44,7 @@ from engine import capsule
 from engine.errors import SpecError, StoreError
 from engine.events import EventStream, parse_events
 from engine.fields import Field, check_fields, shown
-from engine.processes import command_line
+from engine.processes import DIE_WITH_PARENT, command_line
 from engine.spec import CROSS_CHECKS, SCHEMA_VERSION, SECTIONS, TOP_LEVEL, apply_overrides
 from engine.store import HEARTBEAT_S, RunStore
 
@@ -383,7 +383,7 @@ def run_script(
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     start_new_session=True,  # a terminal's Ctrl-C reaches us, and we stop it in order
-                    preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                    preexec_fn=DIE_WITH_PARENT,  # the script does not train on as an orphan
                 )
             except OSError as err:
                 error = f"cannot start {argv[0]}: {err.strerror or err}"
@@ -413,14 +413,6 @@ def run_script(
     log.close()
     events.emit("run_ended", status=run["status"], summary=run["summary"], error=run["error"])
     return run_id, run["status"]
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when this launcher dies (even by SIGKILL), so the
-    script does not train on as an orphan writing a run nobody follows."""
-    import ctypes
-
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _wait(proc: subprocess.Popen, store: RunStore, claim, stopper: Stopper) -> str | None:

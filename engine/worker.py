@@ -18,6 +18,7 @@ import signal
 import sys
 
 from engine.errors import SpecError
+from engine.processes import die_with_parent
 
 
 def run_worker(
@@ -90,10 +91,7 @@ def die_with_launcher() -> None:
     worker trains on as an orphan; SIGTERM stops a run cleanly at the next step."""
     if not sys.platform.startswith("linux"):
         return
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    die_with_parent()
     expected = os.environ.get("TRAINBENCH_LAUNCHER_PID")
     if expected and os.getppid() != int(expected):  # it died before we asked
         os.kill(os.getpid(), signal.SIGTERM)

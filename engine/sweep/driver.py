@@ -4,9 +4,9 @@ evaluations to the pruner, tell Optuna how it ended, until the budget is spent.
 The sweep is a run of kind `sweep` whose spec is the whole sweep spec; this process holds its
 claim and is the only writer of its study. Every trial is an ordinary run (parent: the sweep)
 created `queued` here and run by an engine process (a warm worker per slot, see
-`engine.sweep.trial`); the run records which trial it is
-(`trial` in its summary) before Optuna learns its id, so a sweep killed anywhere resumes
-(`resume_sweep`) with every trial number used once:
+`engine.sweep.trial`); the run records which trial it is (`trial` in its summary) before
+Optuna learns its id, so a sweep killed anywhere resumes (`resume_sweep`) with every trial
+number used once:
 
   a finished trial          stays as it is (its run, its value)
   a trial that was running  continues: its run resumes from its checkpoint (a kill of the
@@ -297,12 +297,8 @@ class Sweep:
         else:
             state, value = TrialState.FAIL, None
             lines = (run["error"] or "").strip().splitlines()
-            record.error = (
-                lines[-1]
-                if lines
-                else f"run {run['status']} (exit code {exit_code}"
-                + (f"; what its process printed is in {output})" if output else ")")
-            )
+            printed = f"; what its process printed is in {output}" if output else ""
+            record.error = lines[-1] if lines else f"run {run['status']} (exit code {exit_code}{printed})"
         frozen = self.study.tell(record.number, value, state=state, skip_if_finished=True)
         record.state = STATES[frozen.state]
         record.objective = frozen.value if frozen.value is not None else record.objective

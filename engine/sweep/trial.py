@@ -12,22 +12,19 @@ the same curve instead of finding it still running unobserved.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from engine.events import parse_events
 from engine.memory import device_plan
-from engine.processes import command_line
+from engine.processes import DIE_WITH_PARENT, command_line
 from engine.sweep.pool import Slot
 
-PR_SET_PDEATHSIG = 1
 CLOSE_S = 30  # how long an idle worker may take to end once told
 
 
@@ -174,12 +171,5 @@ def _start(argv: tuple[str, ...], slot: Slot, log: Path, commands: bool) -> subp
             stderr=err,
             text=True,
             env=env,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            preexec_fn=DIE_WITH_PARENT,
         )
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
